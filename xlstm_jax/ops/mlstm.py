@@ -1,0 +1,186 @@
+"""The mLSTM cell (matrix memory): every form behind one dispatcher.
+
+Notation: B batch, H heads, T time, Dk query/key dim, Dv value dim.
+  q, k  [B, H, T, Dk]    v [B, H, T, Dv]    i, f [B, H, T] gate pre-activations
+  state = MLSTMState(C [B, H, Dk, Dv], n [B, H, Dk], m [B, H]), float32, stabilized:
+  the true memory is exp(m) * C. "No initial state" is the zero state with m = 0.
+
+Forms (``backend=``), all computing the same h and final state:
+  recurrent  lax.scan over tokens; the definition.
+  parallel   quadratic in T, stabilized; good for short sequences.
+  chunkwise  parallel inside chunks, recurrent across them, hand-written backward;
+             linear in T. The default on CPU.
+  auto       the fastest form for the platform (chunkwise until a kernel exists).
+`mlstm_step` is the one-token recurrent update for generation.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from xlstm_jax.ops import gates
+from xlstm_jax.ops.mlstm_chunkwise import mlstm_chunkwise
+
+BACKENDS = ("auto", "recurrent", "parallel", "chunkwise")
+
+
+class MLSTMState(NamedTuple):
+  C: jax.Array  # [B, H, Dk, Dv]
+  n: jax.Array  # [B, H, Dk]
+  m: jax.Array  # [B, H]
+
+
+def zero_state(batch: int, heads: int, dk: int, dv: int) -> MLSTMState:
+  return MLSTMState(jnp.zeros((batch, heads, dk, dv), jnp.float32),
+                    jnp.zeros((batch, heads, dk), jnp.float32),
+                    jnp.zeros((batch, heads), jnp.float32))
+
+
+def mlstm(q, k, v, i, f, *, backend: str = "auto", chunk_size: int = 64,
+          initial_state: MLSTMState | None = None, return_state: bool = False,
+          igate: str = "exp", fgate: str = "sigmoid", normalizer: str = "max",
+          stabilize: bool = True, gate_soft_cap: float | None = None, eps: float = 1e-6):
+  """Runs the mLSTM over a sequence. Returns h [B, H, T, Dv] in q's dtype, and the
+  final MLSTMState (float32) if ``return_state``. Gate knobs: see `gates.GateOptions`."""
+  opts = gates.GateOptions(igate, fgate, normalizer, stabilize, gate_soft_cap)
+  _check_sequence_inputs(q, k, v, i, f)
+  B, H, _, Dk = q.shape
+  if initial_state is None:
+    initial_state = zero_state(B, H, Dk, v.shape[-1])
+  _check_state(initial_state, B, H, Dk, v.shape[-1])
+  if backend not in BACKENDS:
+    raise ValueError(f"backend={backend!r} is not one of {BACKENDS}")
+  if not isinstance(chunk_size, int) or chunk_size < 1:
+    raise ValueError(f"chunk_size={chunk_size!r} must be a positive int")
+  if backend == "auto":
+    backend = "chunkwise"
+  h, state = _mlstm_jit(q, k, v, i, f, MLSTMState(*initial_state), backend=backend,
+                        chunk_size=chunk_size, opts=opts, eps=float(eps))
+  return (h, state) if return_state else h
+
+
+@functools.partial(jax.jit, static_argnames=("backend", "chunk_size", "opts", "eps"))
+def _mlstm_jit(q, k, v, i, f, state, *, backend, chunk_size, opts, eps):
+  dtype = compute_dtype(q.dtype)
+  log_i, log_f = opts.log_gates(i.astype(dtype), f.astype(dtype))
+  q32 = q.astype(dtype) * q.shape[-1] ** -0.5
+  k32, v32 = k.astype(dtype), v.astype(dtype)
+  state = MLSTMState(*(x.astype(dtype) for x in state))
+  kw = dict(normalizer=opts.normalizer, stabilize=opts.stabilize, eps=eps)
+  if backend == "recurrent":
+    h, state = _recurrent(q32, k32, v32, log_i, log_f, state, **kw)
+  elif backend == "parallel":
+    h, state = _parallel(q32, k32, v32, log_i, log_f, state, **kw)
+  else:
+    h, state = mlstm_chunkwise(q32, k32, v32, log_i, log_f, state, chunk_size=chunk_size, **kw)
+  return h.astype(q.dtype), MLSTMState(*state)
+
+
+def mlstm_step(state: MLSTMState, q, k, v, i, f, *, igate: str = "exp",
+               fgate: str = "sigmoid", normalizer: str = "max", stabilize: bool = True,
+               gate_soft_cap: float | None = None, eps: float = 1e-6):
+  """One token: q, k [B, H, Dk], v [B, H, Dv], i, f [B, H]. Returns (h [B, H, Dv], state).
+
+  Memory and cost do not depend on how many tokens came before: this is generation.
+  """
+  opts = gates.GateOptions(igate, fgate, normalizer, stabilize, gate_soft_cap)
+  _check_sequence_inputs(*(x[:, :, None] for x in (q, k, v, i, f)))
+  _check_state(state, *q.shape[:2], q.shape[-1], v.shape[-1])
+  return _step_jit(MLSTMState(*state), q, k, v, i, f, opts=opts, eps=float(eps))
+
+
+@functools.partial(jax.jit, static_argnames=("opts", "eps"))
+def _step_jit(state, q, k, v, i, f, *, opts, eps):
+  dtype = compute_dtype(q.dtype)
+  log_i, log_f = opts.log_gates(i.astype(dtype), f.astype(dtype))
+  q32 = q.astype(dtype) * q.shape[-1] ** -0.5
+  state = MLSTMState(*(x.astype(dtype) for x in state))
+  h, state = _step_math(state, q32, k.astype(dtype), v.astype(dtype), log_i,
+                        log_f, normalizer=opts.normalizer, stabilize=opts.stabilize, eps=eps)
+  return h.astype(q.dtype), state
+
+
+def compute_dtype(dtype) -> jnp.dtype:
+  """float32 for float32 and narrower activations; float64 stays float64 (for tests)."""
+  return jnp.promote_types(dtype, jnp.float32)
+
+
+def _step_math(state, q, k, v, log_i, log_f, *, normalizer, stabilize, eps):
+  """The recurrent update on float32, pre-scaled q and log gates."""
+  C, n, m = state
+  m_new = gates.next_stabilizer(log_f + m, log_i, stabilize)
+  f_s = jnp.exp(log_f + m - m_new)
+  i_s = jnp.exp(log_i - m_new)
+  C = f_s[..., None, None] * C + i_s[..., None, None] * (k[..., :, None] * v[..., None, :])
+  n = f_s[..., None] * n + i_s[..., None] * k
+  num = jnp.einsum("bhd,bhde->bhe", q, C)
+  den = gates.mlstm_denominator(jnp.einsum("bhd,bhd->bh", q, n), m_new, normalizer, eps)
+  return num / den[..., None], MLSTMState(C, n, m_new)
+
+
+def _recurrent(q, k, v, log_i, log_f, state, **kw):
+  def step(carry, xs):
+    h, carry = _step_math(carry, *xs, **kw)
+    return carry, h
+
+  xs = tuple(jnp.moveaxis(x, 2, 0) for x in (q, k, v, log_i, log_f))
+  state, h = jax.lax.scan(step, state, xs)
+  return jnp.moveaxis(h, 0, 2), state
+
+
+def _parallel(q, k, v, log_i, log_f, state, *, normalizer, stabilize, eps):
+  """Quadratic form: h_t = sum_j (q_t . k_j) D_tj v_j plus the initial state's share."""
+  C0, n0, m0 = state
+  T = q.shape[2]
+  strict = jnp.tril(jnp.ones((T, T), dtype=bool), k=-1)
+  causal = jnp.tril(jnp.ones((T, T), dtype=bool))
+  # log D_tj = sum_{j<s<=t} log f_s + log i_j, summed directly (no F_t - F_j cancellation).
+  seg = jnp.cumsum(jnp.where(strict, log_f[..., :, None], 0.0), axis=-2)
+  log_d = seg + log_i[..., None, :]
+  log_init = jnp.cumsum(log_f, axis=-1) + m0[..., None]
+  if stabilize:
+    m = jnp.maximum(log_init, jnp.where(causal, log_d, gates.LOG_ZERO).max(-1))
+  else:
+    m = jnp.zeros_like(log_init)
+  d = jnp.exp(jnp.where(causal, log_d, gates.LOG_ZERO) - m[..., None])
+  u = jnp.exp(log_init - m)
+  s = jnp.einsum("bhtd,bhjd->bhtj", q, k) * d
+  num = s @ v + u[..., None] * jnp.einsum("bhtd,bhde->bhte", q, C0)
+  qn = s.sum(-1) + u * jnp.einsum("bhtd,bhd->bht", q, n0)
+  h = num / gates.mlstm_denominator(qn, m, normalizer, eps)[..., None]
+  last = d[:, :, -1]  # the last row's weights build the final state
+  C = jnp.einsum("bhj,bhjd,bhje->bhde", last, k, v) + u[:, :, -1, None, None] * C0
+  n = jnp.einsum("bhj,bhjd->bhd", last, k) + u[:, :, -1, None] * n0
+  return h, MLSTMState(C, n, m[:, :, -1])
+
+
+def _check_sequence_inputs(q, k, v, i, f):
+  for name, x in dict(q=q, k=k, v=v, i=i, f=f).items():
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+      raise ValueError(f"{name}.dtype={x.dtype} must be a floating dtype")
+  if q.ndim != 4:
+    raise ValueError(f"q.shape={q.shape} must be [B, H, T, Dk]")
+  if k.shape != q.shape:
+    raise ValueError(f"k.shape={k.shape} must equal q.shape={q.shape}")
+  if v.ndim != 4 or v.shape[:3] != q.shape[:3]:
+    raise ValueError(f"v.shape={v.shape} must be [B, H, T, Dv] with [B, H, T]={q.shape[:3]}")
+  for name, x in dict(i=i, f=f).items():
+    if x.shape != q.shape[:3]:
+      raise ValueError(f"{name}.shape={x.shape} must be [B, H, T]={q.shape[:3]}")
+  if q.dtype != k.dtype or q.dtype != v.dtype:
+    raise ValueError(f"q, k, v dtypes ({q.dtype}, {k.dtype}, {v.dtype}) must match")
+  if q.shape[2] == 0:
+    raise ValueError(f"q.shape={q.shape} has T=0 tokens")
+
+
+def _check_state(state, B, H, Dk, Dv):
+  if len(state) != 3:
+    raise ValueError(f"initial state has {len(state)} parts, expected (C, n, m)")
+  expected = MLSTMState((B, H, Dk, Dv), (B, H, Dk), (B, H))
+  for name, x, shape in zip(MLSTMState._fields, state, expected):
+    if tuple(x.shape) != shape:
+      raise ValueError(f"state.{name}.shape={tuple(x.shape)}, expected {shape}")

@@ -1,0 +1,155 @@
+"""The sLSTM cell (scalar memory, memory mixing) and the classic sigmoid LSTM baseline.
+
+Notation: B batch, T time, H heads, D head dim, gates in the order (i, f, z, o).
+  x [B, T, 4, H, D]  input pre-activations W x_t
+  r [H, D, 4, D]     block-diagonal recurrent matrix: (R h)[b, g, h, e] = sum_d h[b, h, d] r[h, d, g, e]
+  b [4, H, D]        bias
+  sLSTM state = SLSTMState(c, n, m, h), each [B, H, D]; LSTM state = LSTMState(c, h).
+Because h_{t-1} feeds the gates, both cells are sequential: `lax.scan` is their form.
+Gate arithmetic and states are float32 (float64 for float64 inputs).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from xlstm_jax.ops import gates
+
+
+class SLSTMState(NamedTuple):
+  c: jax.Array  # [B, H, D] cell
+  n: jax.Array  # [B, H, D] normalizer
+  m: jax.Array  # [B, H, D] stabilizer
+  h: jax.Array  # [B, H, D] hidden (fed back through r)
+
+
+class LSTMState(NamedTuple):
+  c: jax.Array  # [B, H, D]
+  h: jax.Array  # [B, H, D]
+
+
+def slstm(x, r, b, *, initial_state: SLSTMState | None = None, return_state: bool = False,
+          igate: str = "exp", fgate: str = "sigmoid", normalizer: str = "max",
+          stabilize: bool = True, gate_soft_cap: float | None = None):
+  """Runs the sLSTM over x [B, T, 4, H, D]. Returns h [B, T, H, D] in x's dtype and, if
+  ``return_state``, the final SLSTMState.
+
+  The normalizer state n is a sum of positive gates, so "max" and "abs" both give the
+  reference h = sigmoid(o) * c / n; "none" gives h = sigmoid(o) * exp(m) * c. On the first
+  step (n == 0) the stabilizer starts at m = log i, as in the reference.
+  """
+  opts = gates.GateOptions(igate, fgate, normalizer, stabilize, gate_soft_cap)
+  _check_inputs(x, r, b)
+  state = _initial(initial_state, SLSTMState, x)
+  h, state = _scan_jit(x, r, b, state, cell=functools.partial(_slstm_cell, opts=opts))
+  return (h, state) if return_state else h
+
+
+def slstm_step(state: SLSTMState, x, r, b, *, igate: str = "exp", fgate: str = "sigmoid",
+               normalizer: str = "max", stabilize: bool = True,
+               gate_soft_cap: float | None = None):
+  """One token: x [B, 4, H, D]. Returns (h [B, H, D], state)."""
+  opts = gates.GateOptions(igate, fgate, normalizer, stabilize, gate_soft_cap)
+  _check_inputs(x[:, None], r, b)
+  state = _initial(state, SLSTMState, x[:, None])
+  return _step_jit(x, r, b, state, cell=functools.partial(_slstm_cell, opts=opts))
+
+
+def lstm(x, r, b, *, initial_state: LSTMState | None = None, return_state: bool = False):
+  """The classic LSTM (sigmoid i, f, o; tanh z; h = o * tanh(c)), same layout as `slstm`."""
+  _check_inputs(x, r, b)
+  state = _initial(initial_state, LSTMState, x)
+  h, state = _scan_jit(x, r, b, state, cell=_lstm_cell)
+  return (h, state) if return_state else h
+
+
+def lstm_step(state: LSTMState, x, r, b):
+  """One token of the classic LSTM: x [B, 4, H, D]. Returns (h [B, H, D], state)."""
+  _check_inputs(x[:, None], r, b)
+  state = _initial(state, LSTMState, x[:, None])
+  return _step_jit(x, r, b, state, cell=_lstm_cell)
+
+
+def _preactivations(x_t, r, b, h_prev):
+  """x_t [B, 4, H, D] + R h_{t-1} + b, in the compute dtype; returns the four gates."""
+  raw = x_t + jnp.einsum("bhd,hdge->bghe", h_prev, r) + b
+  return raw[:, 0], raw[:, 1], raw[:, 2], raw[:, 3]
+
+
+def _slstm_cell(state: SLSTMState, x_t, r, b, *, opts: gates.GateOptions):
+  i_raw, f_raw, z_raw, o_raw = _preactivations(x_t, r, b, state.h)
+  log_i, log_f = opts.log_gates(i_raw, f_raw)
+  m_new = gates.next_stabilizer(log_f + state.m, log_i, opts.stabilize)
+  if opts.stabilize:
+    m_new = jnp.where(state.n == 0, log_i, m_new)
+  i_s = jnp.exp(log_i - m_new)
+  f_s = jnp.exp(log_f + state.m - m_new)
+  c = f_s * state.c + i_s * jnp.tanh(z_raw)
+  n = f_s * state.n + i_s
+  readout = c * jnp.exp(m_new) if opts.normalizer == "none" else c / n
+  h = jax.nn.sigmoid(o_raw) * readout
+  return h, SLSTMState(c, n, m_new, h)
+
+
+def _lstm_cell(state: LSTMState, x_t, r, b):
+  i_raw, f_raw, z_raw, o_raw = _preactivations(x_t, r, b, state.h)
+  c = jax.nn.sigmoid(f_raw) * state.c + jax.nn.sigmoid(i_raw) * jnp.tanh(z_raw)
+  h = jax.nn.sigmoid(o_raw) * jnp.tanh(c)
+  return h, LSTMState(c, h)
+
+
+@functools.partial(jax.jit, static_argnames=("cell",))
+def _scan_jit(x, r, b, state, *, cell):
+  dtype = _compute_dtype(x)
+  r, b = r.astype(dtype), b.astype(dtype)
+
+  def step(carry, x_t):
+    h, carry = cell(carry, x_t.astype(dtype), r, b)
+    return carry, h
+
+  state, h = jax.lax.scan(step, state, jnp.moveaxis(x, 1, 0))
+  return jnp.moveaxis(h, 0, 1).astype(x.dtype), state
+
+
+@functools.partial(jax.jit, static_argnames=("cell",))
+def _step_jit(x, r, b, state, *, cell):
+  dtype = _compute_dtype(x)
+  h, state = cell(state, x.astype(dtype), r.astype(dtype), b.astype(dtype))
+  return h.astype(x.dtype), state
+
+
+def _compute_dtype(x):
+  return jnp.promote_types(x.dtype, jnp.float32)
+
+
+def _initial(state, state_cls, x):
+  """The given state cast to the compute dtype, or zeros; checks its shapes."""
+  B, _, _, H, D = x.shape
+  dtype = _compute_dtype(x)
+  if state is None:
+    return state_cls(*(jnp.zeros((B, H, D), dtype) for _ in state_cls._fields))
+  if len(state) != len(state_cls._fields):
+    raise ValueError(f"state has {len(state)} parts, expected {state_cls._fields}")
+  for name, s in zip(state_cls._fields, state):
+    if tuple(s.shape) != (B, H, D):
+      raise ValueError(f"state.{name}.shape={tuple(s.shape)}, expected {(B, H, D)}")
+  return state_cls(*(s.astype(dtype) for s in state))
+
+
+def _check_inputs(x, r, b):
+  for name, a in dict(x=x, r=r, b=b).items():
+    if not jnp.issubdtype(a.dtype, jnp.floating):
+      raise ValueError(f"{name}.dtype={a.dtype} must be a floating dtype")
+  if x.ndim != 5 or x.shape[2] != 4:
+    raise ValueError(f"x.shape={x.shape} must be [B, T, 4, H, D] (gates i, f, z, o)")
+  if x.shape[1] == 0:
+    raise ValueError(f"x.shape={x.shape} has T=0 tokens")
+  _, _, _, H, D = x.shape
+  if r.shape != (H, D, 4, D):
+    raise ValueError(f"r.shape={r.shape} must be [H, D, 4, D]={(H, D, 4, D)}")
+  if b.shape != (4, H, D):
+    raise ValueError(f"b.shape={b.shape} must be [4, H, D]={(4, H, D)}")
