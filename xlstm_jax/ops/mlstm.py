@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from xlstm_jax.ops import gates
-from xlstm_jax.ops.mlstm_chunkwise import mlstm_chunkwise
+from xlstm_jax.ops.mlstm_chunkwise import intra_log_weights, mlstm_chunkwise
 
 BACKENDS = ("auto", "recurrent", "parallel", "chunkwise")
 
@@ -135,18 +135,10 @@ def _recurrent(q, k, v, log_i, log_f, state, **kw):
 def _parallel(q, k, v, log_i, log_f, state, *, normalizer, stabilize, eps):
   """Quadratic form: h_t = sum_j (q_t . k_j) D_tj v_j plus the initial state's share."""
   C0, n0, m0 = state
-  T = q.shape[2]
-  strict = jnp.tril(jnp.ones((T, T), dtype=bool), k=-1)
-  causal = jnp.tril(jnp.ones((T, T), dtype=bool))
-  # log D_tj = sum_{j<s<=t} log f_s + log i_j, summed directly (no F_t - F_j cancellation).
-  seg = jnp.cumsum(jnp.where(strict, log_f[..., :, None], 0.0), axis=-2)
-  log_d = seg + log_i[..., None, :]
+  log_d = intra_log_weights(log_i, log_f)                 # [B, H, T, T]
   log_init = jnp.cumsum(log_f, axis=-1) + m0[..., None]
-  if stabilize:
-    m = jnp.maximum(log_init, jnp.where(causal, log_d, gates.LOG_ZERO).max(-1))
-  else:
-    m = jnp.zeros_like(log_init)
-  d = jnp.exp(jnp.where(causal, log_d, gates.LOG_ZERO) - m[..., None])
+  m = jnp.maximum(log_init, log_d.max(-1)) if stabilize else jnp.zeros_like(log_init)
+  d = jnp.exp(log_d - m[..., None])
   u = jnp.exp(log_init - m)
   s = jnp.einsum("bhtd,bhjd->bhtj", q, k) * d
   num = s @ v + u[..., None] * jnp.einsum("bhtd,bhde->bhte", q, C0)

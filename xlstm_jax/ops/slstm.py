@@ -49,10 +49,10 @@ def slstm(x, r, b, *, initial_state: SLSTMState | None = None, return_state: boo
   return (h, state) if return_state else h
 
 
-def slstm_step(state: SLSTMState, x, r, b, *, igate: str = "exp", fgate: str = "sigmoid",
+def slstm_step(state: SLSTMState | None, x, r, b, *, igate: str = "exp", fgate: str = "sigmoid",
                normalizer: str = "max", stabilize: bool = True,
                gate_soft_cap: float | None = None):
-  """One token: x [B, 4, H, D]. Returns (h [B, H, D], state)."""
+  """One token: x [B, 4, H, D]; state None is the zero state. Returns (h [B, H, D], state)."""
   opts = gates.GateOptions(igate, fgate, normalizer, stabilize, gate_soft_cap)
   _check_inputs(x[:, None], r, b)
   state = _initial(state, SLSTMState, x[:, None])
@@ -67,8 +67,8 @@ def lstm(x, r, b, *, initial_state: LSTMState | None = None, return_state: bool 
   return (h, state) if return_state else h
 
 
-def lstm_step(state: LSTMState, x, r, b):
-  """One token of the classic LSTM: x [B, 4, H, D]. Returns (h [B, H, D], state)."""
+def lstm_step(state: LSTMState | None, x, r, b):
+  """One token of the classic LSTM: x [B, 4, H, D]; state None is the zero state."""
   _check_inputs(x[:, None], r, b)
   state = _initial(state, LSTMState, x[:, None])
   return _step_jit(x, r, b, state, cell=_lstm_cell)
@@ -85,9 +85,14 @@ def _slstm_cell(state: SLSTMState, x_t, r, b, *, opts: gates.GateOptions):
   log_i, log_f = opts.log_gates(i_raw, f_raw)
   m_new = gates.next_stabilizer(log_f + state.m, log_i, opts.stabilize)
   if opts.stabilize:
-    m_new = jnp.where(state.n == 0, log_i, m_new)
+    # A state with n == 0 is empty: m starts at log i and the forget gate has nothing to
+    # scale (exp(log f_s) could overflow here; the double where keeps its gradient finite).
+    empty = state.n == 0
+    m_new = jnp.where(empty, log_i, m_new)
+    f_s = jnp.where(empty, 0.0, jnp.exp(jnp.where(empty, 0.0, log_f + state.m - m_new)))
+  else:
+    f_s = jnp.exp(log_f + state.m - m_new)
   i_s = jnp.exp(log_i - m_new)
-  f_s = jnp.exp(log_f + state.m - m_new)
   c = f_s * state.c + i_s * jnp.tanh(z_raw)
   n = f_s * state.n + i_s
   readout = c * jnp.exp(m_new) if opts.normalizer == "none" else c / n
