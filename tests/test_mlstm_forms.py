@@ -176,3 +176,16 @@ def test_auto_backend_is_chunkwise_on_cpu():
   q, k, v, i, f = mlstm_inputs(9, 1, 1, 70, 4, 4)
   np.testing.assert_array_equal(ops.mlstm(q, k, v, i, f, backend="auto", chunk_size=16),
                                 ops.mlstm(q, k, v, i, f, backend="chunkwise", chunk_size=16))
+
+
+@pytest.mark.parametrize("backend", ["recurrent", "parallel", "chunkwise"])
+def test_unstabilized_overflow_is_loud(backend):
+  """Without the stabilizer, exp(i~) overflows float32 for i~ > 88: every form returns
+  inf/NaN at that token (never finite garbage), and the stabilized cell stays finite."""
+  q, k, v, i, f = mlstm_inputs(10, 1, 2, 24, 4, 4)
+  i = i.at[:, :, 5].set(100.0)
+  h_plain = ops.mlstm(q, k, v, i, f, backend=backend, chunk_size=8, stabilize=False)
+  h_stable = ops.mlstm(q, k, v, i, f, backend=backend, chunk_size=8)
+  assert not np.isfinite(np.asarray(h_plain[:, :, 5])).any()
+  assert np.isfinite(np.asarray(h_plain[:, :, :5])).all()
+  assert np.isfinite(np.asarray(h_stable)).all()

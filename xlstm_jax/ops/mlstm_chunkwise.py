@@ -7,14 +7,14 @@ Dv value dim. Inputs arrive in the compute dtype (float32), q already scaled by
 Forward (ARCHITECTURE.md, "Chunkwise form"):
   1. per chunk: b = cumsum(log f), g = b_L, a_t = sum_{s>t} log f_s + log i_t (a reverse
      cumsum, not g - b_t, to avoid cancellation);
-  2. associative scans over chunks for the stabilizer m_k and the states
+  2. scans over chunks for the stabilizer m_k and the states
      (C_k, n_k) = G_k (C_{k-1}, n_{k-1}) + (sum_t w_t k_t v_t^T, sum_t w_t k_t);
   3. per chunk (`_chunk_outputs`): the inter-chunk term q C_{k-1} plus the intra-chunk
      term (q K^T * W) V, under the joint stabilizer m~_t, which equals the recurrent
      form's m_t exactly.
 
 Backward: the forward stores the K chunk-entry states (not T token states). Cotangents of
-the chunk states run through reverse associative scans; the rest is per chunk
+the chunk states run through reverse scans; the rest is per chunk
 (`_chunk_grads`). The stabilizers are differentiated as autodiff of the recurrent form
 would: their value cancels everywhere except through eps in the denominator and through
 the returned final state, and those two cotangents go to the argmax of each max
@@ -105,23 +105,26 @@ def _chunk_stabilizers(g, a, m0, stabilize):
   return jnp.concatenate([m0[..., None], m[..., :-1]], axis=-1), m[..., -1]
 
 
-def _affine_scan(decay, inc, x0, reverse=False):
-  """x_k = decay_k * x_{k-1} + inc_k over the chunk axis 2, from x_0 = x0 (or, reversed,
-  x_{k-1} = decay_k * x_k + inc_k from x_K = x0). decay [B,H,K], inc [B,H,K,...].
+def _state_scan(decay, keys, key_scale, values, n_scale, C0, n0, reverse=False):
+  """The chunk recurrence (C, n)_k = G_k (C, n)_{k-1} + (A_k^T values_k, A_k^T n_scale_k)
+  with A = keys * key_scale, from (C0, n0); reversed, it runs from the last chunk down.
 
-  Returns (x entering each step [B,H,K,...], x after the last step). An associative
-  scan: log K depth instead of a K-step loop.
+  decay [B,H,K], keys [B,H,K,L,Dk], values [B,H,K,L,Dv], scales [B,H,K,L]. Returns the
+  states entering each chunk ([B,H,K,...]) and the final ones. One sequential scan that
+  forms each chunk's increment in place: materialising all K increments first, or an
+  associative scan, costs more memory traffic than the K small steps (measured).
   """
-  if reverse:
-    decay, inc = jnp.flip(decay, 2), jnp.flip(inc, 2)
-  decay = decay.reshape(decay.shape + (1,) * (inc.ndim - decay.ndim))
-  inc = inc.at[:, :, 0].add(decay[:, :, 0] * x0)
-  combine = lambda x, y: (x[0] * y[0], y[0] * x[1] + y[1])  # noqa: E731
-  _, xs = jax.lax.associative_scan(combine, (decay, inc), axis=2)
-  entering = jnp.concatenate([x0[:, :, None], xs[:, :, :-1]], axis=2)
-  if reverse:
-    entering = jnp.flip(entering, 2)
-  return entering, xs[:, :, -1]
+  def step(carry, xs):
+    C, n = carry
+    G, a, a_scale, vals, n_sc = xs
+    a = a * a_scale[..., None]
+    C_new = G[..., None, None] * C + jnp.einsum("bhld,bhle->bhde", a, vals)
+    n_new = G[..., None] * n + jnp.einsum("bhld,bhl->bhd", a, n_sc)
+    return (C_new, n_new), (C, n)
+
+  xs = tuple(jnp.moveaxis(x, 2, 0) for x in (decay, keys, key_scale, values, n_scale))
+  (C_last, n_last), (C_in, n_in) = jax.lax.scan(step, (C0, n0), xs, reverse=reverse)
+  return jnp.moveaxis(C_in, 0, 2), jnp.moveaxis(n_in, 0, 2), C_last, n_last
 
 
 def _states(k, v, log_i, log_f, C0, n0, m0, stabilize):
@@ -132,9 +135,7 @@ def _states(k, v, log_i, log_f, C0, n0, m0, stabilize):
   m_next = jnp.concatenate([m_prev[..., 1:], m_last[..., None]], axis=-1)
   decay = jnp.exp(g + m_prev - m_next)                      # G_k  [B,H,K]
   w = jnp.exp(a - m_next[..., None])                         # w_t  [B,H,K,L]
-  kw = k * w[..., None]
-  C_prev, C_last = _affine_scan(decay, jnp.einsum("bhkld,bhkle->bhkde", kw, v), C0)
-  n_prev, n_last = _affine_scan(decay, kw.sum(-2), n0)
+  C_prev, n_prev, C_last, n_last = _state_scan(decay, k, w, v, jnp.ones_like(w), C0, n0)
   return (C_prev, n_prev, m_prev), (C_last, n_last, m_last), (b, g, a, decay, w)
 
 
@@ -191,23 +192,24 @@ def _core_bwd(normalizer, stabilize, eps, res, cotangents):
   # Reverse scans for the cotangents of the chunk-end states (C_k, n_k, m_k).
   inter_wins = b + m_prev[..., None] >= m_tok          # m~_t came from the carried state
   carry_wins = g + m_prev >= a.max(-1)                 # m_k came from m_{k-1}
-  qu = q * u[..., None]
-  dC_end, dC0 = _affine_scan(decay, jnp.einsum("bhkld,bhkle->bhkde", qu, dnum), dC_last,
-                             reverse=True)
-  dn_end, dn0 = _affine_scan(decay, jnp.einsum("bhkld,bhkl->bhkd", qu, dqn), dn_last,
-                             reverse=True)
+  dC_end, dn_end, dC0, dn0 = _state_scan(decay, q, u, dnum, dqn, dC_last, dn_last,
+                                         reverse=True)
   dm_end = (dm_last - (dC_last * C_last).sum((-2, -1)) - (dn_last * n_last).sum(-1)
             if stabilize else jnp.zeros_like(dm_last))
-  dm_from_tok = jnp.where(inter_wins, dm_tok, 0.0).sum(-1, keepdims=True)
-  dm_end_k, dm0_routed = _affine_scan(carry_wins.astype(dm_tok.dtype), dm_from_tok,
-                                      dm_end[..., None], reverse=True)
+  # dm_{k-1} = [m_k came from m_{k-1}] dm_k + the eps cotangents of tokens whose m~ did.
+  dm_from_tok = jnp.where(inter_wins, dm_tok, 0.0).sum(-1)
+  step = lambda dm, xs: (jnp.where(xs[0], dm, 0.0) + xs[1], dm)  # noqa: E731
+  dm0_routed, dm_end_k = jax.lax.scan(
+      step, dm_end, (jnp.moveaxis(carry_wins, 2, 0), jnp.moveaxis(dm_from_tok, 2, 0)),
+      reverse=True)
+  dm_end_k = jnp.moveaxis(dm_end_k, 0, 2)
 
   fn = functools.partial(_chunk_grads, stabilize=stabilize)
   dq, dk, dv, d_log_i, d_log_f, dm_value = _map_chunks(
       fn, q, k, v, log_i, log_f, C_prev, n_prev, m_prev, m_tok, dnum, dqn, dm_tok,
-      dC_end, dn_end, dm_end_k[..., 0], w, decay, a, carry_wins)
+      dC_end, dn_end, dm_end_k, w, decay, a, carry_wins)
   # m0 also enters the first chunk's weights (u, G) as a value, not only as a stabilizer.
-  dm0 = dm0_routed[..., 0] + dm_value[:, :, 0]
+  dm0 = dm0_routed + dm_value[:, :, 0]
   return dq, dk, dv, d_log_i, d_log_f, dC0, dn0, dm0
 
 
