@@ -127,16 +127,19 @@ def _state_scan(decay, keys, key_scale, values, n_scale, C0, n0, reverse=False):
   return jnp.moveaxis(C_in, 0, 2), jnp.moveaxis(n_in, 0, 2), C_last, n_last
 
 
-def _states(k, v, log_i, log_f, C0, n0, m0, stabilize):
-  """Chunk-entry states (C, n, m)_{k-1} for every chunk, the final state, and the
-  per-chunk decay G_k and key weights w_t that built them."""
-  b, g, a = _gate_sums(log_i, log_f)
-  m_prev, m_last = _chunk_stabilizers(g, a, m0, stabilize)
+def _chunk_decays(g, a, m_prev, m_last):
+  """G_k = exp(g + m_{k-1} - m_k) [B,H,K] and the key weights w_t = exp(a_t - m_k)."""
   m_next = jnp.concatenate([m_prev[..., 1:], m_last[..., None]], axis=-1)
-  decay = jnp.exp(g + m_prev - m_next)                      # G_k  [B,H,K]
-  w = jnp.exp(a - m_next[..., None])                         # w_t  [B,H,K,L]
+  return jnp.exp(g + m_prev - m_next), jnp.exp(a - m_next[..., None])
+
+
+def _states(k, v, log_i, log_f, C0, n0, m0, stabilize):
+  """The states (C, n, m)_{k-1} entering every chunk, and the final state."""
+  _, g, a = _gate_sums(log_i, log_f)
+  m_prev, m_last = _chunk_stabilizers(g, a, m0, stabilize)
+  decay, w = _chunk_decays(g, a, m_prev, m_last)
   C_prev, n_prev, C_last, n_last = _state_scan(decay, k, w, v, jnp.ones_like(w), C0, n0)
-  return (C_prev, n_prev, m_prev), (C_last, n_last, m_last), (b, g, a, decay, w)
+  return (C_prev, n_prev, m_prev), (C_last, n_last, m_last)
 
 
 def _chunk_outputs(q, k, v, log_i, log_f, C, n, m, *, normalizer, stabilize, eps):
@@ -154,7 +157,7 @@ def _chunk_outputs(q, k, v, log_i, log_f, C, n, m, *, normalizer, stabilize, eps
 
 
 def _forward(q, k, v, log_i, log_f, C0, n0, m0, normalizer, stabilize, eps):
-  (C_prev, n_prev, m_prev), final, _ = _states(k, v, log_i, log_f, C0, n0, m0, stabilize)
+  (C_prev, n_prev, m_prev), final = _states(k, v, log_i, log_f, C0, n0, m0, stabilize)
   fn = functools.partial(_chunk_outputs, normalizer=normalizer, stabilize=stabilize, eps=eps)
   h, qn, den, m_tok = _map_chunks(fn, q, k, v, log_i, log_f, C_prev, n_prev, m_prev)
   return h, final, (C_prev, n_prev, m_prev, *final, h, qn, den, m_tok)
@@ -176,9 +179,7 @@ def _core_bwd(normalizer, stabilize, eps, res, cotangents):
   C_prev, n_prev, m_prev, C_last, n_last, m_last, h, qn, den, m_tok = saved
   dh, (dC_last, dn_last, dm_last) = cotangents
   b, g, a = _gate_sums(log_i, log_f)
-  m_next = jnp.concatenate([m_prev[..., 1:], m_last[..., None]], axis=-1)
-  decay = jnp.exp(g + m_prev - m_next)
-  w = jnp.exp(a - m_next[..., None])
+  decay, w = _chunk_decays(g, a, m_prev, m_last)
   u = jnp.exp(b + m_prev[..., None] - m_tok)
 
   # Through h = num / den, per token.
