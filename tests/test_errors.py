@@ -68,3 +68,9 @@ def test_slstm_bad_inputs():
     ops.slstm(x, r, b, initial_state=bad)
   with pytest.raises(ValueError, match=r"normalizer='none' with igate='exp'"):
     ops.slstm_step(None, x[:, 0], r, b, normalizer="none")
+
+
+def test_mlstm_step_takes_one_token():
+  q, k, v, i, f = _mlstm_args()
+  with pytest.raises(ValueError, match=r"q.shape=\(1, 2, 5, 4\) must be \[B, H, Dk\] \(one token\)"):
+    ops.mlstm_step(ops.mlstm_zero_state(1, 2, 4, 3), q, k, v, i, f)

@@ -65,18 +65,14 @@ def mlstm(q, k, v, i, f, *, backend: str = "auto", chunk_size: int = 64,
 
 @functools.partial(jax.jit, static_argnames=("backend", "chunk_size", "opts", "eps"))
 def _mlstm_jit(q, k, v, i, f, state, *, backend, chunk_size, opts, eps):
-  dtype = compute_dtype(q.dtype)
-  log_i, log_f = opts.log_gates(i.astype(dtype), f.astype(dtype))
-  q32 = q.astype(dtype) * q.shape[-1] ** -0.5
-  k32, v32 = k.astype(dtype), v.astype(dtype)
-  state = MLSTMState(*(x.astype(dtype) for x in state))
+  args = _prepare(q, k, v, i, f, state, opts)
   kw = dict(normalizer=opts.normalizer, stabilize=opts.stabilize, eps=eps)
   if backend == "recurrent":
-    h, state = _recurrent(q32, k32, v32, log_i, log_f, state, **kw)
+    h, state = _recurrent(*args, **kw)
   elif backend == "parallel":
-    h, state = _parallel(q32, k32, v32, log_i, log_f, state, **kw)
+    h, state = _parallel(*args, **kw)
   else:
-    h, state = mlstm_chunkwise(q32, k32, v32, log_i, log_f, state, chunk_size=chunk_size, **kw)
+    h, state = mlstm_chunkwise(*args, chunk_size=chunk_size, **kw)
   return h.astype(q.dtype), MLSTMState(*state)
 
 
@@ -88,6 +84,8 @@ def mlstm_step(state: MLSTMState, q, k, v, i, f, *, igate: str = "exp",
   Memory and cost do not depend on how many tokens came before: this is generation.
   """
   opts = gates.GateOptions(igate, fgate, normalizer, stabilize, gate_soft_cap)
+  if q.ndim != 3:
+    raise ValueError(f"q.shape={q.shape} must be [B, H, Dk] (one token)")
   _check_sequence_inputs(*(x[:, :, None] for x in (q, k, v, i, f)))
   _check_state(state, *q.shape[:2], q.shape[-1], v.shape[-1])
   return _step_jit(MLSTMState(*state), q, k, v, i, f, opts=opts, eps=float(eps))
@@ -95,13 +93,19 @@ def mlstm_step(state: MLSTMState, q, k, v, i, f, *, igate: str = "exp",
 
 @functools.partial(jax.jit, static_argnames=("opts", "eps"))
 def _step_jit(state, q, k, v, i, f, *, opts, eps):
+  q_s, k, v, log_i, log_f, state = _prepare(q, k, v, i, f, state, opts)
+  h, state = _step_math(state, q_s, k, v, log_i, log_f, normalizer=opts.normalizer,
+                        stabilize=opts.stabilize, eps=eps)
+  return h.astype(q.dtype), state
+
+
+def _prepare(q, k, v, i, f, state, opts):
+  """Casts to the compute dtype, scales q by 1/sqrt(Dk), maps the gates to log space."""
   dtype = compute_dtype(q.dtype)
   log_i, log_f = opts.log_gates(i.astype(dtype), f.astype(dtype))
-  q32 = q.astype(dtype) * q.shape[-1] ** -0.5
+  q_s = q.astype(dtype) * q.shape[-1] ** -0.5
   state = MLSTMState(*(x.astype(dtype) for x in state))
-  h, state = _step_math(state, q32, k.astype(dtype), v.astype(dtype), log_i,
-                        log_f, normalizer=opts.normalizer, stabilize=opts.stabilize, eps=eps)
-  return h.astype(q.dtype), state
+  return q_s, k.astype(dtype), v.astype(dtype), log_i, log_f, state
 
 
 def compute_dtype(dtype) -> jnp.dtype:
