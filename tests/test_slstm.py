@@ -106,3 +106,15 @@ def test_bf16_inputs_compute_in_float32():
   h16 = ops.slstm(x.astype(jnp.bfloat16), r.astype(jnp.bfloat16), b.astype(jnp.bfloat16))
   assert h16.dtype == jnp.bfloat16
   assert_close(h16, h32, 3e-2)
+
+
+@pytest.mark.parametrize("cell", [ops.slstm, ops.lstm])
+def test_second_call_does_not_recompile(cell):
+  from xlstm_jax.ops.slstm import _scan_jit
+  x, r, b = _inputs(6, dtype=jnp.float32)
+  first = cell(x, r, b)
+  size = _scan_jit._cache_size()
+  second = cell(x, r, b)
+  assert _scan_jit._cache_size() == size
+  np.testing.assert_array_equal(first, second)
+  np.testing.assert_allclose(jax.jit(lambda *a: cell(*a))(x, r, b), first, rtol=1e-6, atol=1e-6)

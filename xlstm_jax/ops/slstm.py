@@ -45,7 +45,7 @@ def slstm(x, r, b, *, initial_state: SLSTMState | None = None, return_state: boo
   opts = gates.GateOptions(igate, fgate, normalizer, stabilize, gate_soft_cap)
   _check_inputs(x, r, b)
   state = _initial(initial_state, SLSTMState, x)
-  h, state = _scan_jit(x, r, b, state, cell=functools.partial(_slstm_cell, opts=opts))
+  h, state = _scan_jit(x, r, b, state, opts=opts)
   return (h, state) if return_state else h
 
 
@@ -56,14 +56,14 @@ def slstm_step(state: SLSTMState | None, x, r, b, *, igate: str = "exp", fgate: 
   opts = gates.GateOptions(igate, fgate, normalizer, stabilize, gate_soft_cap)
   _check_inputs(x[:, None], r, b)
   state = _initial(state, SLSTMState, x[:, None])
-  return _step_jit(x, r, b, state, cell=functools.partial(_slstm_cell, opts=opts))
+  return _step_jit(x, r, b, state, opts=opts)
 
 
 def lstm(x, r, b, *, initial_state: LSTMState | None = None, return_state: bool = False):
   """The classic LSTM (sigmoid i, f, o; tanh z; h = o * tanh(c)), same layout as `slstm`."""
   _check_inputs(x, r, b)
   state = _initial(initial_state, LSTMState, x)
-  h, state = _scan_jit(x, r, b, state, cell=_lstm_cell)
+  h, state = _scan_jit(x, r, b, state, opts=None)
   return (h, state) if return_state else h
 
 
@@ -71,7 +71,7 @@ def lstm_step(state: LSTMState | None, x, r, b):
   """One token of the classic LSTM: x [B, 4, H, D]; state None is the zero state."""
   _check_inputs(x[:, None], r, b)
   state = _initial(state, LSTMState, x[:, None])
-  return _step_jit(x, r, b, state, cell=_lstm_cell)
+  return _step_jit(x, r, b, state, opts=None)
 
 
 def _preactivations(x_t, r, b, h_prev):
@@ -107,10 +107,17 @@ def _lstm_cell(state: LSTMState, x_t, r, b):
   return h, LSTMState(c, h)
 
 
-@functools.partial(jax.jit, static_argnames=("cell",))
-def _scan_jit(x, r, b, state, *, cell):
+def _cell(opts):
+  """The sLSTM cell with these gate options, or the classic LSTM cell for None."""
+  return _lstm_cell if opts is None else functools.partial(_slstm_cell, opts=opts)
+
+
+# The static argument is the (hashable) GateOptions, not a cell function: a new partial
+# per call would hash differently and recompile every call.
+@functools.partial(jax.jit, static_argnames=("opts",))
+def _scan_jit(x, r, b, state, *, opts):
   dtype = _compute_dtype(x)
-  r, b = r.astype(dtype), b.astype(dtype)
+  r, b, cell = r.astype(dtype), b.astype(dtype), _cell(opts)
 
   def step(carry, x_t):
     h, carry = cell(carry, x_t.astype(dtype), r, b)
@@ -120,10 +127,10 @@ def _scan_jit(x, r, b, state, *, cell):
   return jnp.moveaxis(h, 0, 1).astype(x.dtype), state
 
 
-@functools.partial(jax.jit, static_argnames=("cell",))
-def _step_jit(x, r, b, state, *, cell):
+@functools.partial(jax.jit, static_argnames=("opts",))
+def _step_jit(x, r, b, state, *, opts):
   dtype = _compute_dtype(x)
-  h, state = cell(state, x.astype(dtype), r.astype(dtype), b.astype(dtype))
+  h, state = _cell(opts)(state, x.astype(dtype), r.astype(dtype), b.astype(dtype))
   return h.astype(x.dtype), state
 
 
