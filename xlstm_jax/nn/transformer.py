@@ -1,0 +1,71 @@
+"""The Llama-style Transformer baseline: RMSNorm, RoPE, causal attention, SwiGLU.
+
+Attention runs through `jax.nn.dot_product_attention` (cuDNN flash attention where jax picks
+it). For generation a block carries a static KV cache {k, v [B, S, H, D], pos}: prefill
+writes positions [pos, pos+T), each decode step one more, and queries see keys <= their
+position. Its memory grows with the cache length S, unlike the xLSTM state.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from xlstm_jax.nn import layers
+from xlstm_jax.nn.config import ModelConfig
+
+
+def rope(x, positions, theta: float):
+  """Rotary embedding (rotate-half layout) of x [B, T, H, D] at integer positions [T]."""
+  D = x.shape[-1]
+  freqs = theta ** (-jnp.arange(0, D, 2, dtype=jnp.float32) / D)
+  angles = positions.astype(jnp.float32)[:, None] * freqs[None]
+  sin, cos = (fn(angles)[None, :, None, :] for fn in (jnp.sin, jnp.cos))
+  x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
+  return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1).astype(x.dtype)
+
+
+def llama_block_state(cfg: ModelConfig, batch: int, max_len: int) -> dict:
+  """An empty KV cache of `max_len` positions."""
+  H = cfg.num_heads
+  shape = (batch, max_len, H, cfg.embedding_dim // H)
+  return {"k": jnp.zeros(shape, cfg.jnp_dtype), "v": jnp.zeros(shape, cfg.jnp_dtype),
+          "pos": jnp.zeros((), jnp.int32)}
+
+
+class LlamaBlock(nn.Module):
+  """x + attn(RMSNorm(x)); x + SwiGLU(RMSNorm(x)). state None: no cache (training)."""
+
+  cfg: ModelConfig
+
+  @nn.compact
+  def __call__(self, x, state=None):
+    cfg = self.cfg
+    B, T, E = x.shape
+    H = cfg.num_heads
+    kw = dict(use_bias=cfg.use_bias, dtype=cfg.jnp_dtype, param_dtype=cfg.jnp_param_dtype)
+    norm = lambda name: layers.RMSNorm(cfg.norm_eps, param_dtype=cfg.jnp_param_dtype, name=name)
+    small, wang = layers.small_init(E), layers.wang_init(E, cfg.num_blocks)
+    h = norm("norm_attn")(x)
+    q, k, v = (layers.Dense(E, ("embed", "mlp"), small, name=n, **kw)(h).reshape(B, T, H, -1)
+               for n in ("q", "k", "v"))
+    pos = jnp.zeros((), jnp.int32) if state is None else state["pos"]
+    positions = pos + jnp.arange(T)
+    q, k = rope(q, positions, cfg.rope_theta), rope(k, positions, cfg.rope_theta)
+    if state is None:
+      out = jax.nn.dot_product_attention(q, k, v, is_causal=True)
+      new_state = None
+    else:
+      k_all = jax.lax.dynamic_update_slice(state["k"], k.astype(state["k"].dtype), (0, pos, 0, 0))
+      v_all = jax.lax.dynamic_update_slice(state["v"], v.astype(state["v"].dtype), (0, pos, 0, 0))
+      visible = jnp.arange(k_all.shape[1])[None, :] <= positions[:, None]  # [T, S]
+      out = jax.nn.dot_product_attention(q, k_all.astype(q.dtype), v_all.astype(q.dtype),
+                                         mask=visible[None, None])
+      new_state = {"k": k_all, "v": v_all, "pos": pos + T}
+    x = x + layers.Dense(E, ("mlp", "embed"), wang, name="o", **kw)(
+        out.reshape(B, T, E)).astype(x.dtype)
+    ffn = layers.GatedFFN(cfg.ffn_dim, cfg.ffn_act, cfg.use_bias, gate_init=small, up_init=small,
+                          down_init=wang, dtype=cfg.jnp_dtype, param_dtype=cfg.jnp_param_dtype,
+                          name="ffn")
+    return x + ffn(norm("norm_ffn")(x)).astype(x.dtype), new_state
