@@ -177,18 +177,16 @@ class ModelConfig:
 
 
 def round_up(x: float, multiple: int) -> int:
-  return int(math.ceil(x / multiple) * multiple)
+  """Smallest multiple of `multiple` >= x; the slack absorbs float error (8/3 * 768)."""
+  return int(math.ceil(x / multiple - 1e-9) * multiple)
 
 
 def slstm_positions(num_blocks: int, ratio: tuple[int, int]) -> tuple[int, ...]:
-  """sLSTM indices for the paper's xLSTM[m:s] notation: s sLSTM blocks in every m+s.
-
-  xLSTM[7:1] with 24 blocks puts one sLSTM block at the end of each group of eight...
-  the paper's position within the group is configurable through `slstm_at` directly;
-  this helper places it first in each group, as the official 7:1 configs do.
-  """
+  """sLSTM block indices for the paper's xLSTM[m:s] notation: s sLSTM blocks per m + s,
+  spread evenly (the last of each group). The paper's own runs fixed explicit positions;
+  the presets use those."""
   m, s = ratio
   if m < 0 or s < 0 or m + s == 0:
     raise ValueError(f"ratio={ratio} must be (m, s) with m, s >= 0 and m + s > 0")
   group = m + s
-  return tuple(i for i in range(num_blocks) if i % group < s)
+  return tuple(i for i in range(num_blocks) if i % group >= m)
