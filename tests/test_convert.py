@@ -17,7 +17,7 @@ import pytest
 from helpers import assert_close
 from xlstm_jax import convert
 from xlstm_jax.convert import safetensors_io
-from xlstm_jax.generate import generate
+from xlstm_jax import generate
 from xlstm_jax.nn import LanguageModel, ModelConfig
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from xlstm_jax import presets
-from xlstm_jax.generate import generate
+from xlstm_jax import generate
 from xlstm_jax.nn import LanguageModel, init_params
 
 

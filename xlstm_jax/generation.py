@@ -44,23 +44,31 @@ def generate(model, params, prompt_tokens, max_new_tokens: int, temperature: flo
 @functools.partial(jax.jit, static_argnames=("model", "max_new_tokens", "temperature", "top_k"))
 def _generate(model, params, prompt, rng, *, max_new_tokens, temperature, top_k):
   B, T = prompt.shape
-  variables = {"params": params}
   state = model.init_state(B, T + max_new_tokens)
-  logits, state = model.apply(variables, prompt, state=state, return_state=True)
-  keys = jax.random.split(rng, max_new_tokens)
-  first = _sample(logits[:, -1], keys[0], temperature, top_k)
+  logits, state = model.apply({"params": params}, prompt, state=state, return_state=True)
+  first_key, rng = jax.random.split(rng)
+  first = sample(logits[:, -1], first_key, temperature, top_k)
+  rest, _ = decode(model, params, first, state, rng, max_new_tokens - 1, temperature, top_k)
+  return jnp.concatenate([prompt, first[:, None], rest], axis=1)
 
+
+def decode(model, params, token, state, rng, num_tokens: int, temperature: float = 0.0,
+           top_k: int | None = None):
+  """Feeds `token` [B] and then each sampled token back, `num_tokens` times, in one
+  lax.scan. Returns (the sampled tokens [B, num_tokens], the final state)."""
   def step(carry, key):
     token, state = carry
-    logits, state = model.apply(variables, token[:, None], state=state, return_state=True)
-    return (_sample(logits[:, 0], key, temperature, top_k), state), token
+    logits, state = model.apply({"params": params}, token[:, None], state=state,
+                                return_state=True)
+    nxt = sample(logits[:, 0], key, temperature, top_k)
+    return (nxt, state), nxt
 
-  (last, _), tokens = jax.lax.scan(step, (first, state), keys[1:])
-  new = jnp.concatenate([tokens.T, last[:, None]], axis=1)  # [B, max_new_tokens]
-  return jnp.concatenate([prompt, new], axis=1)
+  (_, state), tokens = jax.lax.scan(step, (token, state), jax.random.split(rng, num_tokens))
+  return tokens.T, state
 
 
-def _sample(logits, key, temperature, top_k):
+def sample(logits, key, temperature: float, top_k: int | None):
+  """Greedy for temperature 0, else a draw from softmax(logits / temperature) (top-k)."""
   if temperature == 0.0:
     return jnp.argmax(logits, axis=-1).astype(jnp.int32)
   logits = logits.astype(jnp.float32) / temperature
