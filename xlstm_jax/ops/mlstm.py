@@ -10,7 +10,9 @@ Forms (``backend=``), all computing the same h and final state:
   parallel   quadratic in T, stabilized; good for short sequences.
   chunkwise  parallel inside chunks, recurrent across them, hand-written backward;
              linear in T. The default on CPU.
-  auto       the fastest form for the platform (chunkwise until a kernel exists).
+  pallas     the chunkwise form as Pallas kernels (`pallas_kernels.mlstm_chunkwise`): Triton
+             on GPU, Mosaic on TPU; on CPU it runs in interpret mode (slow, for tests).
+  auto       the fastest form for the platform: pallas on GPU/TPU, chunkwise elsewhere.
 `mlstm_step` is the one-token recurrent update for generation.
 """
 
@@ -25,7 +27,7 @@ import jax.numpy as jnp
 from xlstm_jax.ops import gates
 from xlstm_jax.ops.mlstm_chunkwise import intra_log_weights, mlstm_chunkwise
 
-BACKENDS = ("auto", "recurrent", "parallel", "chunkwise")
+BACKENDS = ("auto", "recurrent", "parallel", "chunkwise", "pallas")
 
 
 class MLSTMState(NamedTuple):
@@ -40,12 +42,14 @@ def zero_state(batch: int, heads: int, dk: int, dv: int) -> MLSTMState:
                     jnp.zeros((batch, heads), jnp.float32))
 
 
-def mlstm(q, k, v, i, f, *, backend: str = "auto", chunk_size: int = 64,
+def mlstm(q, k, v, i, f, *, backend: str = "auto", chunk_size: int | None = None,
           initial_state: MLSTMState | None = None, return_state: bool = False,
           igate: str = "exp", fgate: str = "sigmoid", normalizer: str = "max",
           stabilize: bool = True, gate_soft_cap: float | None = None, eps: float = 1e-6):
   """Runs the mLSTM over a sequence. Returns h [B, H, T, Dv] in q's dtype, and the
-  final MLSTMState (float32) if ``return_state``. Gate knobs: see `gates.GateOptions`."""
+  final MLSTMState (float32) if ``return_state``. Gate knobs: see `gates.GateOptions`.
+  chunk_size: chunk length of the chunkwise and pallas forms; None takes the form's
+  default (64 for chunkwise, the platform's `BlockSizes` for pallas)."""
   opts = gates.GateOptions(igate, fgate, normalizer, stabilize, gate_soft_cap)
   _check_sequence_inputs(q, k, v, i, f)
   B, H, _, Dk = q.shape
@@ -54,10 +58,14 @@ def mlstm(q, k, v, i, f, *, backend: str = "auto", chunk_size: int = 64,
   _check_state(initial_state, B, H, Dk, v.shape[-1])
   if backend not in BACKENDS:
     raise ValueError(f"backend={backend!r} is not one of {BACKENDS}")
-  if not isinstance(chunk_size, int) or chunk_size < 1:
+  if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
     raise ValueError(f"chunk_size={chunk_size!r} must be a positive int")
   if backend == "auto":
-    backend = "chunkwise"
+    backend = "pallas" if jax.default_backend() in ("gpu", "tpu") else "chunkwise"
+  if backend == "pallas":
+    # Imported here: pallas_kernels imports this package (a cycle at import time).
+    from pallas_kernels.mlstm_chunkwise import BlockSizes
+    BlockSizes.default(chunk_size).tiles(q.shape[-1], v.shape[-1])  # shape errors, eagerly
   h, state = _mlstm_jit(q, k, v, i, f, MLSTMState(*initial_state), backend=backend,
                         chunk_size=chunk_size, opts=opts, eps=float(eps))
   return (h, state) if return_state else h
@@ -65,6 +73,9 @@ def mlstm(q, k, v, i, f, *, backend: str = "auto", chunk_size: int = 64,
 
 @functools.partial(jax.jit, static_argnames=("backend", "chunk_size", "opts", "eps"))
 def _mlstm_jit(q, k, v, i, f, state, *, backend, chunk_size, opts, eps):
+  if backend == "pallas":
+    return _pallas(q, k, v, i, f, state, chunk_size=chunk_size, opts=opts, eps=eps)
+  chunk_size = 64 if chunk_size is None else chunk_size
   args = _prepare(q, k, v, i, f, state, opts)
   kw = dict(normalizer=opts.normalizer, stabilize=opts.stabilize, eps=eps)
   if backend == "recurrent":
@@ -74,6 +85,19 @@ def _mlstm_jit(q, k, v, i, f, state, *, backend, chunk_size, opts, eps):
   else:
     h, state = mlstm_chunkwise(*args, chunk_size=chunk_size, **kw)
   return h.astype(q.dtype), MLSTMState(*state)
+
+
+def _pallas(q, k, v, i, f, state, *, chunk_size, opts, eps):
+  """The kernels take q, k, v in the activation dtype (their matmul inputs) and q
+  unscaled; gates and state go in as for the other forms."""
+  from pallas_kernels.mlstm_chunkwise import BlockSizes, mlstm_chunkwise_pallas
+  dtype = compute_dtype(q.dtype)
+  log_i, log_f = opts.log_gates(i.astype(dtype), f.astype(dtype))
+  state = MLSTMState(*(x.astype(dtype) for x in state))
+  h, state = mlstm_chunkwise_pallas(q, k, v, log_i, log_f, state, normalizer=opts.normalizer,
+                                    stabilize=opts.stabilize, eps=eps,
+                                    blocks=BlockSizes.default(chunk_size))
+  return h, MLSTMState(*state)
 
 
 def mlstm_step(state: MLSTMState, q, k, v, i, f, *, igate: str = "exp",
