@@ -1,0 +1,188 @@
+"""GPU timing of the Pallas chunkwise mLSTM kernels against cuDNN flash attention and
+NX-AI's Triton chunkwise kernel, at the xLSTM 7B model's shapes.
+
+Shapes (defaults): embedding 4096, 8 heads, Dk=256, Dv=512, bf16, B*T = 65536 tokens,
+T in {2048, 8192, 32768}. Measured in the same run, on the same device:
+  pallas    this repo's kernels (`pallas_kernels.mlstm_chunkwise`, Triton lowering),
+            one row per --configs entry (chunk:block_dk:block_dv:num_warps:num_stages)
+  cudnn     `jax.nn.dot_product_attention(..., implementation="cudnn")`, causal, same
+            B, T and heads; head dim --attn_head_dim (256, cuDNN's largest; the mLSTM's
+            value dim is 512)
+  xl_chunk  `mlstm_kernels`' Triton chunkwise kernel ("triton_xl_chunk"), if importable
+            (it needs jax_triton); otherwise the reason it was skipped is printed
+Forward and forward+backward (grads of sum(h) w.r.t. all inputs), best of --repeats.
+TFLOP/s count the matmul FLOPs of the chunkwise algorithm as run (`chunkwise_flops`; the
+peer's at its own chunk size) and of causal attention (backward = 2.5x forward).
+
+  python benchmarks/mlstm_kernels_gpu.py [--seq_lens 2048,8192,32768] [--configs ...]
+  python benchmarks/mlstm_kernels_gpu.py --interpret --tiny   # CPU smoke test, no GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pallas_kernels.mlstm_chunkwise import BlockSizes, mlstm_chunkwise_pallas
+from xlstm_jax.ops import gates
+
+
+def chunkwise_flops(B, H, T, Dk, Dv, L, backward=False):
+  """Matmul FLOPs of the chunkwise kernels as run (T padded to chunks, full L x L
+  blocks, no causal skipping). Per chunk: forward = state scan (2 L Dk Dv) + outputs
+  (2 L^2 Dk + 2 L^2 Dv + 2 L Dk Dv); backward = reverse scan (2 L Dk Dv) + gradients
+  (6 L^2 Dk + 4 L^2 Dv + 8 L Dk Dv)."""
+  chunks = B * H * -(-T // L)
+  fwd = 4 * L * Dk * Dv + 2 * L * L * (Dk + Dv)
+  bwd = 10 * L * Dk * Dv + L * L * (6 * Dk + 4 * Dv)
+  return chunks * (fwd + (bwd if backward else 0))
+
+
+def attention_flops(B, H, T, d, backward=False):
+  """Causal attention: QK^T and PV on half the T x T matrix; backward 2.5x forward."""
+  fwd = 2 * 2 * B * H * T * T * d / 2
+  return fwd * (3.5 if backward else 1.0)
+
+
+def _time_ms(fn, args, repeats):
+  jax.block_until_ready(fn(*args))  # compile and warm up
+  best = float("inf")
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    best = min(best, time.perf_counter() - start)
+  return best * 1e3
+
+
+def _fwd_and_fwdbwd(fn, num_args):
+  loss = lambda *a: fn(*a).astype(jnp.float32).sum()  # noqa: E731
+  return jax.jit(fn), jax.jit(jax.grad(loss, argnums=tuple(range(num_args))))
+
+
+def _pallas(blocks, interpret):
+  def fn(q, k, v, i, f):
+    B, H, _, Dk = q.shape
+    log_i, log_f = gates.GateOptions().log_gates(i, f)
+    state0 = (jnp.zeros((B, H, Dk, v.shape[-1])), jnp.zeros((B, H, Dk)), jnp.zeros((B, H)))
+    return mlstm_chunkwise_pallas(q, k, v, log_i, log_f, state0, blocks=blocks,
+                                  interpret=interpret)[0]
+  return fn
+
+
+def _xl_chunk(chunk):
+  """NX-AI's Triton chunkwise kernel, or the reason it cannot run here."""
+  if jax.default_backend() != "gpu":
+    return None, "needs a GPU"
+  try:
+    from mlstm_kernels.jax.chunkwise.triton_xl_chunk import mlstm_chunkwise__xl_chunk
+  except Exception as e:  # noqa: BLE001 (any import failure is a reason to skip the peer)
+    return None, f"import failed: {type(e).__name__}: {e}"
+
+  def fn(q, k, v, i, f):
+    return mlstm_chunkwise__xl_chunk(q, k, v, i, f, chunk_size=chunk,
+                                     autocast_kernel_dtype=q.dtype)
+  return fn, None
+
+
+def _cudnn():
+  if jax.default_backend() != "gpu":
+    return None, "needs a GPU"
+
+  def fn(q, k, v):
+    return jax.nn.dot_product_attention(q, k, v, is_causal=True, implementation="cudnn")
+  return fn, None
+
+
+def _parse_configs(text):
+  blocks = []
+  for entry in text.split(","):
+    chunk, bk, bv, warps, stages = (int(x) for x in entry.split(":"))
+    blocks.append(BlockSizes("gpu", chunk=chunk, block_dk=bk, block_dv=bv, num_warps=warps,
+                             num_stages=stages))
+  return blocks
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--seq_lens", default="2048,8192,32768", help="comma-separated T")
+  parser.add_argument("--tokens", type=int, default=65536, help="B * T, fixed across T")
+  parser.add_argument("--heads", type=int, default=8)
+  parser.add_argument("--dk", type=int, default=256, help="query/key head dim")
+  parser.add_argument("--dv", type=int, default=512, help="value head dim")
+  parser.add_argument("--attn_head_dim", type=int, default=256, help="cuDNN attention's")
+  parser.add_argument("--dtype", default="bfloat16")
+  parser.add_argument("--configs", default="64:64:64:4:2",
+                      help="pallas BlockSizes to time, comma-separated "
+                           "chunk:block_dk:block_dv:num_warps:num_stages")
+  parser.add_argument("--peer_chunk", type=int, default=128, help="xl_chunk's chunk size")
+  parser.add_argument("--repeats", type=int, default=5, help="best of N timed runs")
+  parser.add_argument("--interpret", action="store_true",
+                      help="run the kernels in interpret mode (what makes CPU possible)")
+  parser.add_argument("--tiny", action="store_true",
+                      help="smoke-test shapes: tokens=128, T in {64, 128}, H=2, Dk=64, Dv=128")
+  args = parser.parse_args()
+  if args.tiny:
+    args.seq_lens, args.tokens, args.heads, args.dk, args.dv = "64,128", 128, 2, 64, 128
+    args.attn_head_dim, args.repeats = 64, 1
+  if jax.default_backend() != "gpu" and not args.interpret:
+    sys.exit(f"no GPU (jax backend {jax.default_backend()!r}): the figures need one. "
+             f"For a smoke test of the script itself: --interpret --tiny")
+  dtype = jnp.dtype(args.dtype)
+  configs = _parse_configs(args.configs)
+  attn, attn_why = _cudnn()
+  peer, peer_why = _xl_chunk(args.peer_chunk)
+
+  print(f"# {datetime.date.today()} · {jax.devices()[0].device_kind} · jax {jax.__version__}"
+        f" · {dtype.name} · H={args.heads} Dk={args.dk} Dv={args.dv} · B*T={args.tokens}"
+        f" · best of {args.repeats}" + (" · INTERPRET MODE (not a measurement)"
+                                         if args.interpret else ""))
+  for name, why in (("cudnn", attn_why), ("xl_chunk", peer_why)):
+    if why:
+      print(f"# {name} skipped: {why}")
+  print(f"{'T':>6} {'B':>4} {'impl':<22} | {'fwd ms':>8} {'TFLOP/s':>7} | "
+        f"{'fwd+bwd ms':>10} {'TFLOP/s':>7} | {'x cudnn':>11} {'x xl_chunk':>11}")
+  for T in (int(t) for t in args.seq_lens.split(",")):
+    B, H = args.tokens // T, args.heads
+    rng = np.random.default_rng(0)
+    normal = lambda *shape: jnp.asarray(rng.standard_normal(shape), dtype)  # noqa: E731
+    mlstm_in = (normal(B, H, T, args.dk), normal(B, H, T, args.dk), normal(B, H, T, args.dv),
+                normal(B, H, T) - 3.0, normal(B, H, T) + 3.0)
+    rows = []  # (name, fwd ms, fwd flops, fwdbwd ms, fwdbwd flops)
+    if attn is not None:
+      attn_in = tuple(normal(B, T, H, args.attn_head_dim) for _ in range(3))
+      fwd, fwdbwd = _fwd_and_fwdbwd(attn, 3)
+      rows.append(("cudnn attention", _time_ms(fwd, attn_in, args.repeats),
+                   attention_flops(B, H, T, args.attn_head_dim),
+                   _time_ms(fwdbwd, attn_in, args.repeats),
+                   attention_flops(B, H, T, args.attn_head_dim, backward=True)))
+    if peer is not None:
+      fwd, fwdbwd = _fwd_and_fwdbwd(peer, 5)
+      flops = lambda bwd: chunkwise_flops(B, H, T, args.dk, args.dv, args.peer_chunk, bwd)  # noqa: E731,E501
+      rows.append((f"xl_chunk L={args.peer_chunk}", _time_ms(fwd, mlstm_in, args.repeats),
+                   flops(False), _time_ms(fwdbwd, mlstm_in, args.repeats), flops(True)))
+    for blocks in configs:
+      fwd, fwdbwd = _fwd_and_fwdbwd(_pallas(blocks, args.interpret or None), 5)
+      flops = lambda bwd: chunkwise_flops(B, H, T, args.dk, args.dv, blocks.chunk, bwd)  # noqa: E731,E501
+      name = (f"pallas {blocks.chunk}:{blocks.block_dk}:{blocks.block_dv}:"
+              f"{blocks.num_warps}:{blocks.num_stages}")
+      rows.append((name, _time_ms(fwd, mlstm_in, args.repeats), flops(False),
+                   _time_ms(fwdbwd, mlstm_in, args.repeats), flops(True)))
+    ref = {r[0].split()[0]: r for r in rows}
+    for name, f_ms, f_fl, fb_ms, fb_fl in rows:
+      ratios = [f"{f_ms / ref[p][1]:.2f}/{fb_ms / ref[p][3]:.2f}"
+                if p in ref and p != name.split()[0] else "-" for p in ("cudnn", "xl_chunk")]
+      print(f"{T:>6} {B:>4} {name:<22} | {f_ms:>8.2f} {f_fl / f_ms / 1e9:>7.1f} | "
+            f"{fb_ms:>10.2f} {fb_fl / fb_ms / 1e9:>7.1f} | {ratios[0]:>11} {ratios[1]:>11}")
+  print("# x cudnn, x xl_chunk: this row's time over that peer's, fwd/fwd+bwd "
+        "(below 1: faster than the peer)")
+
+
+if __name__ == "__main__":
+  main()
