@@ -195,3 +195,16 @@ def test_init_statistics_large():
   assert std(b["out_proj"]["kernel"]) == pytest.approx(2 / L / E ** 0.5, rel=0.05)
   assert std(b["ffn"]["down"]["kernel"]) == pytest.approx(2 / L / cfg.ffn_dim ** 0.5, rel=0.05)
   np.testing.assert_array_equal(b["norm_mlstm"]["scale"], 1.0)
+
+
+def test_tied_embeddings_share_the_matrix():
+  model, params = build("xlstm", tie_embeddings=True)
+  assert "lm_head" not in params
+  toks = tokens()
+  absent = min(set(range(50)) - set(np.asarray(toks).ravel().tolist()))
+  grads = jax.grad(lambda p: jnp.sum(model.apply({"params": p}, toks)[:, :, absent]))(params)
+  # Only the head reads the row of a token absent from the input: it must get gradient.
+  assert np.abs(np.asarray(grads["embedding"][absent])).max() > 0
+  untied = LanguageModel(model.cfg.replace(tie_embeddings=False))
+  n = lambda p: sum(x.size for x in jax.tree.leaves(p))
+  assert n(init_params(untied, jax.random.key(0))) - n(params) == 50 * 32
