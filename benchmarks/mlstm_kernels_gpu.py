@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import sys
 import time
 
@@ -164,16 +165,16 @@ def main():
                    attention_flops(B, H, T, args.attn_head_dim, backward=True)))
     if peer is not None:
       fwd, fwdbwd = _fwd_and_fwdbwd(peer, 5)
-      flops = lambda bwd: chunkwise_flops(B, H, T, args.dk, args.dv, args.peer_chunk, bwd)  # noqa: E731,E501
+      flops = functools.partial(chunkwise_flops, B, H, T, args.dk, args.dv, args.peer_chunk)
       rows.append((f"xl_chunk L={args.peer_chunk}", _time_ms(fwd, mlstm_in, args.repeats),
-                   flops(False), _time_ms(fwdbwd, mlstm_in, args.repeats), flops(True)))
+                   flops(), _time_ms(fwdbwd, mlstm_in, args.repeats), flops(backward=True)))
     for blocks in configs:
       fwd, fwdbwd = _fwd_and_fwdbwd(_pallas(blocks, args.interpret or None), 5)
-      flops = lambda bwd: chunkwise_flops(B, H, T, args.dk, args.dv, blocks.chunk, bwd)  # noqa: E731,E501
+      flops = functools.partial(chunkwise_flops, B, H, T, args.dk, args.dv, blocks.chunk)
       name = (f"pallas {blocks.chunk}:{blocks.block_dk}:{blocks.block_dv}:"
               f"{blocks.num_warps}:{blocks.num_stages}")
-      rows.append((name, _time_ms(fwd, mlstm_in, args.repeats), flops(False),
-                   _time_ms(fwdbwd, mlstm_in, args.repeats), flops(True)))
+      rows.append((name, _time_ms(fwd, mlstm_in, args.repeats), flops(),
+                   _time_ms(fwdbwd, mlstm_in, args.repeats), flops(backward=True)))
     ref = {r[0].split()[0]: r for r in rows}
     for name, f_ms, f_fl, fb_ms, fb_fl in rows:
       ratios = [f"{f_ms / ref[p][1]:.2f}/{fb_ms / ref[p][3]:.2f}"

@@ -18,6 +18,7 @@ from helpers import realistic_state
 from pallas_kernels.mlstm_chunkwise import BlockSizes, mlstm_chunkwise_pallas, reference
 from xlstm_jax import ops
 from xlstm_jax.ops import gates
+from xlstm_jax.ops.mlstm import BACKENDS, _mlstm_jit, auto_backend
 
 # (B, H, T, Dk, Dv, chunk): Dk != Dv both ways, T not a multiple of the chunk, T < chunk.
 SHAPES = [
@@ -130,7 +131,9 @@ def test_state_passing(x64):
   kw = dict(backend="pallas", chunk_size=16, return_state=True)
   h_all, s_all = ops.mlstm(q, k, v, i, f, initial_state=state0, **kw)
   h1, s1 = ops.mlstm(*(x[:, :, :21] for x in (q, k, v, i, f)), initial_state=state0, **kw)
+  compiled = _mlstm_jit._cache_size()
   h2, s2 = ops.mlstm(*(x[:, :, 21:] for x in (q, k, v, i, f)), initial_state=s1, **kw)
+  assert _mlstm_jit._cache_size() == compiled, "same shapes and options: no recompilation"
   assert_close((jnp.concatenate([h1, h2], axis=2), s2), (h_all, s_all), 1e-10, "pallas")
 
 
@@ -202,12 +205,21 @@ def test_unsupported_shapes(blocks, Dk, Dv, match):
     mlstm_chunkwise_pallas(q, k, v, i, f, state, blocks=blocks)
 
 
+@pytest.mark.parametrize("platform,expected", [
+    ("cpu", "chunkwise"), ("gpu", "pallas"), ("tpu", "pallas")])
+def test_auto_backend(monkeypatch, platform, expected):
+  monkeypatch.setattr(jax, "default_backend", lambda: platform)
+  assert auto_backend() == expected
+  assert BlockSizes.default().target == ("tpu" if platform == "tpu" else "gpu")
+
+
 def test_dispatch_errors_and_defaults():
   q, k, v, i, f = mlstm_inputs(0, 1, 1, 8, 24, 32)
   with pytest.raises(ValueError, match=r"Dk=24 with tile 24"):
     ops.mlstm(q, k, v, i, f, backend="pallas")
   with pytest.raises(ValueError, match=r"target='cuda' is not one of"):
     BlockSizes("cuda")
-  assert "pallas" in ops.mlstm.__globals__["BACKENDS"]
+  with pytest.raises(ValueError, match=r"num_warps=0 must be a positive int"):
+    BlockSizes(num_warps=0)
+  assert "pallas" in BACKENDS
   assert BlockSizes("tpu").chunk == 128 and BlockSizes().chunk == 64
-  assert BlockSizes.default().target == "gpu"  # CPU interprets the GPU configuration

@@ -96,7 +96,8 @@ def state_scan(decay_col, keys, key_scale, values, value_scale, n_scale, C0, n0,
                jax.ShapeDtypeStruct((BH, 1, Dk), acc))
   grid = (BH, Dk // bk, Dv // bv)
   if blocks.state_scan == "loop":
-    seq = lambda width, tile: pl.BlockSpec((None, T, width), lambda b, i, j: (b, 0, tile(i, j)))  # noqa: E731,E501
+    seq = lambda width, tile: pl.BlockSpec(  # noqa: E731 (the whole sequence)
+        (None, T, width), lambda b, i, j: (b, 0, tile(i, j)))
     in_specs = [seq(1, lambda i, j: 0), seq(bk, lambda i, j: i), seq(1, lambda i, j: 0),
                 seq(bv, lambda i, j: j), seq(1, lambda i, j: 0), seq(1, lambda i, j: 0)]
     in_specs += [pl.BlockSpec((None, bk, bv), lambda b, i, j: (b, i, j)),
@@ -110,7 +111,7 @@ def state_scan(decay_col, keys, key_scale, values, value_scale, n_scale, C0, n0,
   else:
     grid = (*grid, K)
     at = (lambda c: K - 1 - c) if reverse else (lambda c: c)  # noqa: E731
-    tok = lambda width, tile: pl.BlockSpec(  # noqa: E731
+    tok = lambda width, tile: pl.BlockSpec(  # noqa: E731 (one chunk)
         (None, L, width), lambda b, i, j, c: (b, at(c), tile(i, j)))
     in_specs = [tok(1, lambda i, j: 0), tok(bk, lambda i, j: i), tok(1, lambda i, j: 0),
                 tok(bv, lambda i, j: j), tok(1, lambda i, j: 0), tok(1, lambda i, j: 0)]

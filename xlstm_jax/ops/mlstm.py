@@ -61,7 +61,7 @@ def mlstm(q, k, v, i, f, *, backend: str = "auto", chunk_size: int | None = None
   if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
     raise ValueError(f"chunk_size={chunk_size!r} must be a positive int")
   if backend == "auto":
-    backend = "pallas" if jax.default_backend() in ("gpu", "tpu") else "chunkwise"
+    backend = auto_backend()
   if backend == "pallas":
     # Imported here: pallas_kernels imports this package (a cycle at import time).
     from pallas_kernels.mlstm_chunkwise import BlockSizes
@@ -69,6 +69,12 @@ def mlstm(q, k, v, i, f, *, backend: str = "auto", chunk_size: int | None = None
   h, state = _mlstm_jit(q, k, v, i, f, MLSTMState(*initial_state), backend=backend,
                         chunk_size=chunk_size, opts=opts, eps=float(eps))
   return (h, state) if return_state else h
+
+
+def auto_backend() -> str:
+  """What backend="auto" runs: the Pallas kernels on GPU/TPU, the jnp chunkwise form
+  elsewhere."""
+  return "pallas" if jax.default_backend() in ("gpu", "tpu") else "chunkwise"
 
 
 @functools.partial(jax.jit, static_argnames=("backend", "chunk_size", "opts", "eps"))
