@@ -3,7 +3,7 @@
 For each context length the prompt is prefilled (the xLSTM with its chunkwise form, Llama
 in chunks through its KV cache), then `--new_tokens` tokens are decoded greedily in one
 jitted lax.scan, timed after a warm-up run. Memory is the decode loop's compiled footprint
-(arguments + temporaries, from XLA's memory analysis) and, on GPU, the device's peak.
+(arguments + temporaries, from XLA's memory analysis), the same measure on every device.
 The xLSTM's per-token time and memory should stay flat across contexts; Llama's grow.
 
   python benchmarks/decode.py                          # CPU-sized models (E=256)
@@ -17,7 +17,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from xlstm_jax import presets
 from xlstm_jax.generation import decode
@@ -46,7 +45,8 @@ def prefill(model, params, prompt, max_len, chunk):
   return jnp.argmax(logits[:, -1], -1).astype(jnp.int32), state
 
 
-def measure(model, params, context, args):
+def prepare(model, params, context, args):
+  """Prefills a random prompt of `context` tokens; compiles the decode loop from there."""
   prompt = jax.random.randint(jax.random.key(1), (args.batch, context), 0, model.cfg.vocab_size)
   chunk = context if model.cfg.arch != "llama" else min(context, args.llama_prefill_chunk)
   token, state = prefill(model, params, prompt, context + args.new_tokens + 1, chunk)
@@ -54,18 +54,25 @@ def measure(model, params, context, args):
   compiled = run.lower(params, token, state, jax.random.key(0)).compile()
   mem = compiled.memory_analysis()
   footprint = (mem.argument_size_in_bytes + mem.temp_size_in_bytes) if mem else float("nan")
-  state_bytes = sum(x.nbytes for x in jax.tree.leaves(state))
-  compiled(params, token, state, jax.random.key(0)).block_until_ready()  # warm-up
-  times = []
+  call = lambda: compiled(params, token, state, jax.random.key(0)).block_until_ready()
+  call()  # warm-up
+  return call, dict(state_mib=sum(x.nbytes for x in jax.tree.leaves(state)) / 2**20,
+                    footprint_mib=footprint / 2**20)
+
+
+def measure(model, params, contexts, args):
+  """Per context: best-of-`repeats` decode time, interleaving the contexts so that machine
+  noise hits them alike."""
+  prepared = {c: prepare(model, params, c, args) for c in contexts}
+  best = {c: float("inf") for c in contexts}
   for _ in range(args.repeats):
-    t0 = time.perf_counter()
-    compiled(params, token, state, jax.random.key(0)).block_until_ready()
-    times.append(time.perf_counter() - t0)
-  stats = jax.devices()[0].memory_stats() or {}
-  return dict(ms_per_token=1e3 * min(times) / args.new_tokens,
-              tokens_per_s=args.batch * args.new_tokens / min(times),
-              state_mib=state_bytes / 2**20, footprint_mib=footprint / 2**20,
-              device_peak_mib=stats.get("peak_bytes_in_use", float("nan")) / 2**20)
+    for c, (call, _) in prepared.items():
+      t0 = time.perf_counter()
+      call()
+      best[c] = min(best[c], time.perf_counter() - t0)
+  return {c: dict(mem, ms_per_token=1e3 * best[c] / args.new_tokens,
+                 tokens_per_s=args.batch * args.new_tokens / best[c])
+          for c, (_, mem) in prepared.items()}
 
 
 def main():
@@ -80,7 +87,7 @@ def main():
   p.add_argument("--contexts", default="1024,8192,32768", help="comma-separated prompt lengths")
   p.add_argument("--new_tokens", type=int, default=64, help="tokens decoded per measurement")
   p.add_argument("--batch", type=int, default=1, help="sequences decoded together")
-  p.add_argument("--repeats", type=int, default=3, help="timed runs (the best is reported)")
+  p.add_argument("--repeats", type=int, default=5, help="timed runs (the best is reported)")
   p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
   p.add_argument("--llama_prefill_chunk", type=int, default=1024,
                  help="Llama prefills through its cache in chunks of this many tokens")
@@ -93,13 +100,11 @@ def main():
     model = LanguageModel(cfg)
     params = init_params(model, jax.random.key(0))
     name = f"{'xLSTM[1:0]' if cfg.arch == 'xlstm' else 'Llama'} ({count_params(cfg) / 1e6:.1f}M)"
-    for context in contexts:
-      r = measure(model, params, context, args)
+    for context, r in measure(model, params, contexts, args).items():
       results[(name, context)] = r
       print(f"{name:>20} ctx {context:>6}: {r['ms_per_token']:8.2f} ms/token "
             f"{r['tokens_per_s']:9.1f} tok/s  state {r['state_mib']:8.2f} MiB  "
-            f"decode footprint {r['footprint_mib']:8.1f} MiB  device peak "
-            f"{r['device_peak_mib']:8.1f} MiB", flush=True)
+            f"decode footprint {r['footprint_mib']:8.1f} MiB", flush=True)
   print("\nratios (longest / shortest context):")
   for name in dict.fromkeys(n for n, _ in results):
     a, b = results[(name, contexts[0])], results[(name, contexts[-1])]
@@ -110,7 +115,6 @@ def main():
     x, l = results[(names[0], context)], results[(names[1], context)]
     print(f"ctx {context:>6}: xLSTM / Llama time per token {x['ms_per_token'] / l['ms_per_token']:.2f}, "
           f"footprint {x['footprint_mib'] / l['footprint_mib']:.2f}")
-  np.set_printoptions(precision=3)
 
 
 if __name__ == "__main__":
