@@ -81,7 +81,7 @@ def model_config_dict(name: str) -> ml_collections.ConfigDict:
   for field in dataclasses.fields(ModelConfig):
     value = getattr(cfg, field.name)
     if value is None:
-      value = config_dict.placeholder(float)
+      value = config_dict.placeholder(int if "int" in str(field.type) else float)
     setattr(d, field.name, value)
   return d
 

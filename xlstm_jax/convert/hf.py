@@ -77,8 +77,7 @@ def config_from_hf(hf: dict, **overrides) -> ModelConfig:
       ffn_act="silu", norm_eps=hf["norm_eps"], use_bias=hf["use_bias"], igate_bias_init=-10.0,
       gate_soft_cap=hf["gate_soft_cap"], logit_soft_cap=hf["output_logit_soft_cap"],
       tie_embeddings=hf.get("tie_word_embeddings", False),
-      add_post_blocks_norm=hf.get("add_out_norm", True),
-      chunk_size=hf.get("chunk_size", 64))
+      add_post_blocks_norm=hf.get("add_out_norm", True))
   return ModelConfig(**{**fields, **overrides})
 
 
@@ -142,7 +141,7 @@ def config_to_hf(cfg: ModelConfig) -> dict:
       "qk_dim_factor": cfg.qk_dim_factor, "v_dim_factor": cfg.v_dim_factor,
       "chunkwise_kernel": "chunkwise--native_autograd",
       "sequence_kernel": "native_sequence__native", "step_kernel": "native",
-      "mode": "inference", "chunk_size": cfg.chunk_size, "return_last_states": True,
+      "mode": "inference", "chunk_size": cfg.chunk_size or 64, "return_last_states": True,
       "autocast_kernel_dtype": "bfloat16", "eps": _CELL_EPS,
       "inference_state_dtype": "float32", "ffn_proj_factor": cfg.ffn_proj_factor,
       "ffn_round_up_to_multiple_of": cfg.ffn_round_to, "gate_soft_cap": cfg.gate_soft_cap,

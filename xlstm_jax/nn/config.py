@@ -67,7 +67,7 @@ class ModelConfig:
   rope_theta: float = 10000.0        # llama: RoPE base
   # execution
   backend: str = "auto"              # mLSTM form: auto | recurrent | parallel | chunkwise | pallas
-  chunk_size: int = 64               # chunk length of the chunkwise form
+  chunk_size: int | None = None      # chunk length of chunkwise/pallas; None: the form's default
   scan_blocks: bool = False          # nn.scan over identical blocks (faster compiles)
   remat: bool = False                # rematerialise each block in the backward pass
   dtype: str = "float32"             # activation dtype
@@ -80,7 +80,7 @@ class ModelConfig:
     object.__setattr__(self, "slstm_at", tuple(int(i) for i in self.slstm_at))
     check(self.arch in ARCHS, f"arch={self.arch!r} is not one of {ARCHS}")
     for name in ("vocab_size", "embedding_dim", "num_blocks", "num_heads", "slstm_num_heads",
-                 "qkv_proj_blocksize", "chunk_size", "ffn_round_to"):
+                 "qkv_proj_blocksize", "ffn_round_to"):
       value = getattr(self, name)
       check(isinstance(value, int) and value > 0, f"{name}={value!r} must be a positive int")
     for i in self.slstm_at:
@@ -88,6 +88,8 @@ class ModelConfig:
             f"slstm_at={self.slstm_at} has index {i} outside [0, num_blocks={self.num_blocks})")
     check(self.arch == "xlstm" or not self.slstm_at,
           f"slstm_at={self.slstm_at} needs arch='xlstm', not {self.arch!r}")
+    check(self.chunk_size is None or (isinstance(self.chunk_size, int) and self.chunk_size > 0),
+          f"chunk_size={self.chunk_size!r} must be None or a positive int")
     check(self.slstm_cell in SLSTM_CELLS, f"slstm_cell={self.slstm_cell!r} not in {SLSTM_CELLS}")
     check(self.ffn_act in FFN_ACTS, f"ffn_act={self.ffn_act!r} is not one of {FFN_ACTS}")
     check(self.backend in MLSTM_BACKENDS,
