@@ -84,6 +84,7 @@ def main():
   p.add_argument("--layers", type=int, default=4,
                  help="small pair: Llama layers (the xLSTM gets twice as many blocks)")
   p.add_argument("--vocab", type=int, default=1024, help="small pair: vocabulary")
+  p.add_argument("--models", default="xlstm,llama", help="which of xlstm,llama to run")
   p.add_argument("--contexts", default="1024,8192,32768", help="comma-separated prompt lengths")
   p.add_argument("--new_tokens", type=int, default=64, help="tokens decoded per measurement")
   p.add_argument("--batch", type=int, default=1, help="sequences decoded together")
@@ -97,6 +98,8 @@ def main():
         f"{args.new_tokens} new tokens, {args.dtype}")
   results = {}
   for cfg in configs(args):
+    if cfg.arch not in args.models.split(","):
+      continue
     model = LanguageModel(cfg)
     params = init_params(model, jax.random.key(0))
     name = f"{'xLSTM[1:0]' if cfg.arch == 'xlstm' else 'Llama'} ({count_params(cfg) / 1e6:.1f}M)"
@@ -111,7 +114,7 @@ def main():
     print(f"{name:>20}: time x{b['ms_per_token'] / a['ms_per_token']:.2f}, "
           f"footprint x{b['footprint_mib'] / a['footprint_mib']:.2f}")
   names = list(dict.fromkeys(n for n, _ in results))
-  for context in contexts:
+  for context in contexts if len(names) == 2 else []:
     x, l = results[(names[0], context)], results[(names[1], context)]
     print(f"ctx {context:>6}: xLSTM / Llama time per token {x['ms_per_token'] / l['ms_per_token']:.2f}, "
           f"footprint {x['footprint_mib'] / l['footprint_mib']:.2f}")
