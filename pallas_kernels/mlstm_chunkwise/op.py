@@ -26,7 +26,7 @@ from pallas_kernels.mlstm_chunkwise.state_scan import state_scan
 from xlstm_jax.ops import gates
 # The jnp form's gate helpers: the same stabilizers, decays and key weights.
 from xlstm_jax.ops.mlstm_chunkwise import (_chunk_decays, _chunk_stabilizers, _gate_sums,
-                                           mlstm_chunkwise)
+                                           mlstm_chunkwise, pad_to_chunks)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,13 +62,8 @@ def mlstm_chunkwise_pallas(q, k, v, log_i, log_f, state0, *, normalizer: str = "
 def _mlstm_pallas(q, k, v, log_i, log_f, state0, *, cfg):
   B, H, T, Dk = q.shape
   Dv, L = v.shape[-1], cfg.blocks.chunk
-  pad = -T % L
-  if pad:
-    widths = ((0, 0), (0, 0), (0, pad))
-    q, k, v = (jnp.pad(x, widths + ((0, 0),)) for x in (q, k, v))
-    log_i = jnp.pad(log_i, widths, constant_values=gates.LOG_ZERO)
-    log_f = jnp.pad(log_f, widths)
-  K = (T + pad) // L
+  q, k, v, log_i, log_f = pad_to_chunks(q, k, v, log_i, log_f, L)
+  K = q.shape[2] // L
   flat = lambda x: x.reshape(B * H, *x.shape[2:])  # noqa: E731
   C0, n0, m0 = state0
   h, (C, n, m) = _core(flat(q), flat(k), flat(v), log_i.reshape(B * H, K, L),

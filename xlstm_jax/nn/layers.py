@@ -88,9 +88,7 @@ class RMSNorm(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    x32 = x.astype(jnp.float32)
-    y = (x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, -1, keepdims=True) + self.eps)).astype(x.dtype)
-    return _scale_and_shift(self, y, x.shape[-1], residual_scale=False)
+    return _scale_and_shift(self, _rms_normalize(x, self.eps), x.shape[-1], residual_scale=False)
 
 
 class LayerNorm(nn.Module):
@@ -131,12 +129,16 @@ class MultiHeadNorm(nn.Module):
     if self.kind == "layer":
       y = _layer_normalize(x, self.eps)
     elif self.kind == "rms":
-      x32 = x.astype(jnp.float32)
-      y = (x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, -1, keepdims=True) + self.eps)).astype(x.dtype)
+      y = _rms_normalize(x, self.eps)
     else:
       raise ValueError(f"kind={self.kind!r} is not one of ('layer', 'rms')")
     y = y.reshape(*x.shape[:-2], x.shape[-2] * x.shape[-1])
     return _scale_and_shift(self, y, y.shape[-1], self.residual_scale)
+
+
+def _rms_normalize(x, eps):
+  x32 = x.astype(jnp.float32)
+  return (x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, -1, keepdims=True) + eps)).astype(x.dtype)
 
 
 def _layer_normalize(x, eps):

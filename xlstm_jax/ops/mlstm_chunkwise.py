@@ -38,6 +38,18 @@ from xlstm_jax.ops import gates
 _CHUNKS_PER_GROUP = 64
 
 
+def pad_to_chunks(q, k, v, log_i, log_f, chunk):
+  """Pads T to a multiple of `chunk` with tokens whose input gate is zero (log i = LOG_ZERO)
+  and forget gate one (log f = 0): they leave the state, and so every output, unchanged."""
+  pad = -q.shape[2] % chunk
+  if not pad:
+    return q, k, v, log_i, log_f
+  widths = ((0, 0), (0, 0), (0, pad))
+  q, k, v = (jnp.pad(x, widths + ((0, 0),)) for x in (q, k, v))
+  return (q, k, v, jnp.pad(log_i, widths, constant_values=gates.LOG_ZERO),
+          jnp.pad(log_f, widths))
+
+
 def mlstm_chunkwise(q, k, v, log_i, log_f, state0, *, chunk_size: int, normalizer: str,
                     stabilize: bool, eps: float):
   """q' [B,H,T,Dk], k [B,H,T,Dk], v [B,H,T,Dv], log gates [B,H,T], state0 (C, n, m).
@@ -47,13 +59,8 @@ def mlstm_chunkwise(q, k, v, log_i, log_f, state0, *, chunk_size: int, normalize
   """
   B, H, T, _ = q.shape
   L = min(chunk_size, T)
-  pad = -T % L
-  if pad:
-    widths = ((0, 0), (0, 0), (0, pad))
-    q, k, v = (jnp.pad(x, widths + ((0, 0),)) for x in (q, k, v))
-    log_i = jnp.pad(log_i, widths, constant_values=gates.LOG_ZERO)
-    log_f = jnp.pad(log_f, widths)
-  K = (T + pad) // L
+  q, k, v, log_i, log_f = pad_to_chunks(q, k, v, log_i, log_f, L)
+  K = q.shape[2] // L
   q, k, v = (x.reshape(B, H, K, L, x.shape[-1]) for x in (q, k, v))
   log_i, log_f = log_i.reshape(B, H, K, L), log_f.reshape(B, H, K, L)
   h, state = _chunkwise_core(q, k, v, log_i, log_f, *state0, normalizer, stabilize, eps)
