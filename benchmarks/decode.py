@@ -116,7 +116,8 @@ def main():
   names = list(dict.fromkeys(n for n, _ in results))
   for context in contexts if len(names) == 2 else []:
     x, l = results[(names[0], context)], results[(names[1], context)]
-    print(f"ctx {context:>6}: xLSTM / Llama time per token {x['ms_per_token'] / l['ms_per_token']:.2f}, "
+    print(f"ctx {context:>6}: xLSTM / Llama time per token "
+          f"{x['ms_per_token'] / l['ms_per_token']:.2f}, "
           f"footprint {x['footprint_mib'] / l['footprint_mib']:.2f}")
 
 
