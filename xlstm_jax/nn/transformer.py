@@ -4,6 +4,8 @@ Attention runs through `jax.nn.dot_product_attention` (cuDNN flash attention whe
 it). For generation a block carries a static KV cache {k, v [B, S, H, D], pos}: prefill
 writes positions [pos, pos+T), each decode step one more, and queries see keys <= their
 position. Its memory grows with the cache length S, unlike the xLSTM state.
+Initialisation as the xLSTM blocks: small init on the input projections (q, k, v, FFN
+gate/up), Wang init on the residual outputs (o, FFN down); untied embeddings by default.
 """
 
 from __future__ import annotations
