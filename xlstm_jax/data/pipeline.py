@@ -6,7 +6,7 @@
                     shard_count=jax.process_count())
   it = iter(ds); batch = next(it); state = it.get_state(); ...; it.set_state(state)
 
-Uses grain's MapDataset API (grain 0.2.x: `grain.MapDataset.source(...)`, slicing for
+Uses grain's MapDataset API (grain 0.2.x: `grain.MapDataset.range(n)`, slicing for
 shards, `.shuffle(seed)`, `.repeat(num_epochs)`, `.batch(...)`, `.to_iter_dataset()`);
 its iterators are checkpointable through `get_state()` / `set_state()`.
 """
