@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import pathlib
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from xlstm_jax import ops
+from timing import best_ms
 
 
 def _peer():
@@ -38,15 +38,6 @@ def _peer():
 
   return peer
 
-
-def _time(fn, *args, repeats):
-  jax.block_until_ready(fn(*args))  # compile and warm up
-  best = float("inf")
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    best = min(best, time.perf_counter() - start)
-  return best
 
 
 def _fwd_and_fwdbwd(mlstm_fn):
@@ -98,14 +89,14 @@ def main():
     i = jnp.asarray(rng.normal(size=(B, H, T)), jnp.float32)
     f = jnp.asarray(rng.normal(3.0, 1.0, size=(B, H, T)), jnp.float32)
     inputs = (q, k, v, i, f)
-    t_fwd = _time(ours_fwd, *inputs, repeats=args.repeats) * 1e3
-    t_fb = _time(ours_fwdbwd, *inputs, repeats=args.repeats) * 1e3
+    t_fwd = best_ms(ours_fwd, inputs, args.repeats)
+    t_fb = best_ms(ours_fwdbwd, inputs, args.repeats)
     growth = f"{t_fb / previous[1] * previous[0] / T * 2:8.2f}" if previous else f"{'':8}"
     previous = (T, t_fb)
     print(f"{T:>6} | {t_fwd:9.1f} ", end="", flush=True)
     if peer_fn is not None and T <= args.peer_max_len:
-      p_fwd = _time(peer_fwd, *inputs, repeats=args.repeats) * 1e3
-      p_fb = _time(peer_fwdbwd, *inputs, repeats=args.repeats) * 1e3
+      p_fwd = best_ms(peer_fwd, inputs, args.repeats)
+      p_fb = best_ms(peer_fwdbwd, inputs, args.repeats)
       print(f"{p_fwd:9.1f} {p_fwd / t_fwd:6.2f} | {t_fb:10.1f} {p_fb:9.1f} "
             f"{p_fb / t_fb:6.2f} | {growth}")
     else:

@@ -24,7 +24,6 @@ import argparse
 import datetime
 import functools
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +31,7 @@ import numpy as np
 
 from pallas_kernels.mlstm_chunkwise import BlockSizes, mlstm_chunkwise_pallas
 from xlstm_jax.ops import gates
+from timing import best_ms
 
 
 def chunkwise_flops(B, H, T, Dk, Dv, L, backward=False):
@@ -50,15 +50,6 @@ def attention_flops(B, H, T, d, backward=False):
   fwd = 2 * 2 * B * H * T * T * d / 2
   return fwd * (3.5 if backward else 1.0)
 
-
-def _time_ms(fn, args, repeats):
-  jax.block_until_ready(fn(*args))  # compile and warm up
-  best = float("inf")
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    best = min(best, time.perf_counter() - start)
-  return best * 1e3
 
 
 def _fwd_and_fwdbwd(fn, num_args):
@@ -159,22 +150,22 @@ def main():
     if attn is not None:
       attn_in = tuple(normal(B, T, H, args.attn_head_dim) for _ in range(3))
       fwd, fwdbwd = _fwd_and_fwdbwd(attn, 3)
-      rows.append(("cudnn attention", _time_ms(fwd, attn_in, args.repeats),
+      rows.append(("cudnn attention", best_ms(fwd, attn_in, args.repeats),
                    attention_flops(B, H, T, args.attn_head_dim),
-                   _time_ms(fwdbwd, attn_in, args.repeats),
+                   best_ms(fwdbwd, attn_in, args.repeats),
                    attention_flops(B, H, T, args.attn_head_dim, backward=True)))
     if peer is not None:
       fwd, fwdbwd = _fwd_and_fwdbwd(peer, 5)
       flops = functools.partial(chunkwise_flops, B, H, T, args.dk, args.dv, args.peer_chunk)
-      rows.append((f"xl_chunk L={args.peer_chunk}", _time_ms(fwd, mlstm_in, args.repeats),
-                   flops(), _time_ms(fwdbwd, mlstm_in, args.repeats), flops(backward=True)))
+      rows.append((f"xl_chunk L={args.peer_chunk}", best_ms(fwd, mlstm_in, args.repeats),
+                   flops(), best_ms(fwdbwd, mlstm_in, args.repeats), flops(backward=True)))
     for blocks in configs:
       fwd, fwdbwd = _fwd_and_fwdbwd(_pallas(blocks, args.interpret or None), 5)
       flops = functools.partial(chunkwise_flops, B, H, T, args.dk, args.dv, blocks.chunk)
       name = (f"pallas {blocks.chunk}:{blocks.block_dk}:{blocks.block_dv}:"
               f"{blocks.num_warps}:{blocks.num_stages}")
-      rows.append((name, _time_ms(fwd, mlstm_in, args.repeats), flops(),
-                   _time_ms(fwdbwd, mlstm_in, args.repeats), flops(backward=True)))
+      rows.append((name, best_ms(fwd, mlstm_in, args.repeats), flops(),
+                   best_ms(fwdbwd, mlstm_in, args.repeats), flops(backward=True)))
     ref = {r[0].split()[0]: r for r in rows}
     for name, f_ms, f_fl, fb_ms, fb_fl in rows:
       ratios = [f"{f_ms / ref[p][1]:.2f}/{fb_ms / ref[p][3]:.2f}"
