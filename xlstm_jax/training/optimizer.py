@@ -45,7 +45,9 @@ def lr_schedule(cfg: OptimizerConfig) -> optax.Schedule:
   num_steps (constant after)."""
   return optax.warmup_cosine_decay_schedule(
       init_value=0.0, peak_value=cfg.learning_rate, warmup_steps=cfg.warmup_steps,
-      decay_steps=cfg.num_steps, end_value=cfg.learning_rate * cfg.final_lr_ratio)
+      # optax needs a cosine of at least one step, even when the warmup fills the run.
+      decay_steps=max(cfg.num_steps, cfg.warmup_steps + 1),
+      end_value=cfg.learning_rate * cfg.final_lr_ratio)
 
 
 def decay_mask(params, decay_embeddings: bool = False):

@@ -1,0 +1,106 @@
+"""The real entry point: a pulse run, resume after SIGKILL, NaN stop, early errors."""
+
+import json
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).parents[1]
+FAST = ["--config.log_every=1", "--config.optimizer.warmup_steps=2", "--config.batch_size=8",
+        "--config.seq_len=64", "--config.eval_batches=2"]
+
+
+def train_cmd(workdir, *overrides):
+  return [sys.executable, str(ROOT / "train.py"), f"--config={ROOT / 'configs/default.py'}",
+          f"--workdir={workdir}", *FAST, *overrides]
+
+
+def env(devices=1):
+  """One CPU device, like a user's first run, or `devices` simulated ones."""
+  e = dict(os.environ)
+  e["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+  return e
+
+
+def metrics(workdir):
+  """{step: last logged train entry} (a killed run may have logged steps it never saved)."""
+  out = {}
+  for line in (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines():
+    entry = json.loads(line)
+    if "loss" in entry:
+      out[entry["step"]] = entry
+  return out
+
+
+def test_two_step_pulse(tmp_path):
+  result = subprocess.run(train_cmd(tmp_path, "--config.num_steps=2", "--config.eval_every=2"),
+                          capture_output=True, text=True, env=env(), timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  logged = metrics(tmp_path)
+  assert sorted(logged) == [1, 2]
+  for entry in logged.values():
+    assert entry["loss"] > 0 and entry["tokens_per_s"] > 0
+  assert (tmp_path / "checkpoints" / "2").is_dir()
+  assert list((tmp_path / "tensorboard").iterdir())
+  evals = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()
+           if "eval_loss" in l]
+  assert len(evals) == 1 and evals[0]["eval_loss"] > 0
+
+
+def test_sigkill_then_resume_gives_the_same_curve(tmp_path):
+  steps = ["--config.num_steps=24", "--config.checkpoint_every=6", "--config.eval_every=0"]
+  straight = subprocess.run(train_cmd(tmp_path / "straight", *steps), capture_output=True,
+                            text=True, env=env(), timeout=600)
+  assert straight.returncode == 0, straight.stderr[-3000:]
+  killed_dir = tmp_path / "killed"
+  proc = subprocess.Popen(train_cmd(killed_dir, *steps), env=env(), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  while not (killed_dir / "checkpoints" / "6").is_dir() and time.time() < deadline:
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  saved = sorted(int(p.name) for p in (killed_dir / "checkpoints").iterdir() if p.name.isdigit())
+  assert saved and saved[-1] < 24, f"the run was not interrupted (checkpoints {saved})"
+  resumed = subprocess.run(train_cmd(killed_dir, *steps), capture_output=True, text=True,
+                           env=env(), timeout=600)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  a, b = metrics(tmp_path / "straight"), metrics(killed_dir)
+  assert sorted(b) == list(range(1, 25))
+  for step in range(1, 25):
+    assert b[step]["loss"] == pytest.approx(a[step]["loss"], rel=1e-5), step
+
+
+def test_nan_loss_stops_loudly(tmp_path):
+  result = subprocess.run(
+      train_cmd(tmp_path, "--config.num_steps=30", "--config.checkpoint_every=1",
+                "--config.eval_every=0", "--config.optimizer.learning_rate=1e30",
+                "--config.optimizer.grad_clip=1e30"),
+      capture_output=True, text=True, env=env(), timeout=600)
+  assert result.returncode != 0
+  assert "FloatingPointError: loss is nan" in result.stderr or \
+      "FloatingPointError: loss is inf" in result.stderr, result.stderr[-2000:]
+  saved = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+  logged = metrics(tmp_path)
+  assert saved and max(saved) in logged  # the newest checkpoint's step had a finite loss
+
+
+@pytest.mark.parametrize("override, message", [
+    ("--config.batch_size=12", "batch_size=12 is not divisible by the data-parallel mesh "
+     "size data\\*fsdp=8"),
+    ("--config.model.num_heads=3", "not divisible by num_heads=3"),
+    ("--config.data.corpus=/nonexistent/*.txt", "/nonexistent/\\*.txt"),
+    ("--config.model.vocab_size=100", "model.vocab_size=100 is smaller"),
+])
+def test_bad_configs_fail_before_compute(tmp_path, override, message):
+  result = subprocess.run(train_cmd(tmp_path, "--config.num_steps=2", override),
+                          capture_output=True, text=True, env=env(devices=8), timeout=300)
+  assert result.returncode != 0
+  assert re.search(message, result.stderr), result.stderr[-2000:]
+  assert "step 1/" not in result.stderr  # refused before the first step

@@ -1,0 +1,37 @@
+"""Trains an xLSTM (or the Llama baseline) language model from an ml_collections config.
+
+  python train.py --config=configs/default.py --workdir=runs/default
+  python train.py --config=configs/default.py:xlstm10_tiny --workdir=runs/x \
+      --config.num_steps=100 --config.model.igate=sigmoid
+Starting again with the same workdir resumes from its latest checkpoint.
+"""
+
+import logging
+
+from absl import app, flags
+from absl import logging as absl_logging
+from ml_collections import config_flags
+
+from xlstm_jax.training.loop import train
+
+config_flags.DEFINE_config_file("config", "configs/default.py", "run config (file[:preset])",
+                                lock_config=True)
+flags.DEFINE_string("workdir", None, "run directory: checkpoints, metrics.jsonl, tensorboard",
+                    required=True)
+
+
+class _QuietOrbax(logging.Filter):
+  """orbax narrates every save at INFO; keep its warnings and errors only."""
+
+  def filter(self, record):
+    return record.levelno >= logging.WARNING or "orbax" not in record.pathname
+
+
+def main(argv):
+  del argv
+  absl_logging.get_absl_handler().addFilter(_QuietOrbax())
+  train(flags.FLAGS.config, flags.FLAGS.workdir)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,55 @@
+"""Checkpoints: one orbax CheckpointManager saving the train state and the data iterator's
+position together, so a resumed run sees exactly the batches it would have seen.
+
+Saves are asynchronous; orbax writes each step to a temporary directory and renames it when
+complete, so a run killed mid-save leaves the previous checkpoints intact. A checkpoint
+that fails to restore is reported and the previous one is tried.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class Checkpointer:
+  def __init__(self, directory, keep: int = 3, async_save: bool = True):
+    self.directory = pathlib.Path(directory).absolute()
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                           enable_async_checkpointing=async_save)
+    self.manager = ocp.CheckpointManager(self.directory, options=options)
+
+  def save(self, step: int, state, data_state: dict) -> None:
+    self.manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)))
+
+  def restore_latest(self, abstract_state):
+    """(step, state, data_state) of the newest checkpoint that restores, or None.
+
+    `abstract_state` (shapes and shardings, e.g. from jax.eval_shape or the live state)
+    places the restored arrays. A corrupt checkpoint is logged and skipped."""
+    for step in sorted(self.manager.all_steps(), reverse=True):
+      try:
+        restored = self.manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
+        return step, restored["state"], restored["data"]
+      except Exception as err:  # noqa: BLE001 - any failure means "try the previous one"
+        logging.warning("checkpoint %d in %s does not restore (%s: %s); trying the previous one",
+                        step, self.directory, type(err).__name__, err)
+    return None
+
+  def wait(self) -> None:
+    self.manager.wait_until_finished()
+
+  def close(self) -> None:
+    self.manager.wait_until_finished()
+    self.manager.close()
+
+
+def abstract_like(tree):
+  """ShapeDtypeStructs with the shardings of a live tree (the restore target)."""
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+                      tree)
