@@ -93,17 +93,17 @@ def train(config, workdir) -> dict:
   schedule = lr_schedule(opt_cfg)
   eval_loss = jax.jit(lambda p, b: cross_entropy(model.apply({"params": p}, b["inputs"]),
                                                  b["targets"]))
-  pending, last, t_log, tokens_since = None, {}, time.perf_counter(), 0
+  pending, last = None, {}
+  meter = _Throughput(step, config.batch_size * config.seq_len)
   try:
     while step < config.num_steps:
       state, metrics = train_step(state, _global_batch(next(batches), mesh))
       step += 1
-      tokens_since += config.batch_size * config.seq_len
       if pending is not None:  # the previous step's metrics, read while this one runs
-        last = _log(pending, writer, progress, schedule, tokens_since, t_log, config)
+        last = _log(pending, writer, progress, schedule, meter, config)
       pending = (step, metrics)
       if step % config.checkpoint_every == 0 or step == config.num_steps:
-        last = _log(pending, writer, progress, schedule, tokens_since, t_log, config)
+        last = _log(pending, writer, progress, schedule, meter, config)
         pending = None
         ckpt.save(step, state, batches.get_state())
       if val_ds is not None and step % config.eval_every == 0:
@@ -112,10 +112,8 @@ def train(config, workdir) -> dict:
         val = float(np.mean(losses))
         writer.write(step, {"eval_loss": val, "eval_perplexity": math.exp(min(val, 50.0))})
         last["eval_loss"] = val
-      if step % config.log_every == 0:
-        t_log, tokens_since = time.perf_counter(), 0
     if pending is not None:
-      last = _log(pending, writer, progress, schedule, tokens_since, t_log, config)
+      last = _log(pending, writer, progress, schedule, meter, config)
   finally:
     progress.close()
     ckpt.close()
@@ -123,7 +121,21 @@ def train(config, workdir) -> dict:
   return last
 
 
-def _log(pending, writer, progress, schedule, tokens, t0, config) -> dict:
+class _Throughput:
+  """Tokens/s between logged steps, clocked when their losses are read: reading step N's
+  loss waits for step N, so the clock measures finished steps, not dispatched ones."""
+
+  def __init__(self, step: int, tokens_per_step: int):
+    self.step, self.time, self.tokens_per_step = step, time.perf_counter(), tokens_per_step
+
+  def read(self, step: int) -> float:
+    now = time.perf_counter()
+    rate = (step - self.step) * self.tokens_per_step / max(now - self.time, 1e-9)
+    self.step, self.time = step, now
+    return rate
+
+
+def _log(pending, writer, progress, schedule, meter: _Throughput, config) -> dict:
   """Reads a step's metrics (a device sync), stops on NaN/Inf, writes every log_every."""
   step, metrics = pending
   loss = float(metrics["loss"])
@@ -133,8 +145,7 @@ def _log(pending, writer, progress, schedule, tokens, t0, config) -> dict:
   progress.update(step, loss)
   out = {"loss": loss, "grad_norm": float(metrics["grad_norm"])}
   if step % config.log_every == 0 or step == config.num_steps:
-    elapsed = max(time.perf_counter() - t0, 1e-9)
     out.update(perplexity=math.exp(min(loss, 50.0)), learning_rate=float(schedule(step - 1)),
-               tokens_per_s=tokens / elapsed)
+               tokens_per_s=meter.read(step))  # averaged since the last logged step
     writer.write(step, out)
   return out
