@@ -14,7 +14,6 @@ import pathlib
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from xlstm_jax import data as data_lib
