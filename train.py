@@ -1,8 +1,8 @@
 """Trains an xLSTM (or the Llama baseline) language model from an ml_collections config.
 
   python train.py --config=configs/default.py --workdir=runs/default
-  python train.py --config=configs/default.py:xlstm10_tiny --workdir=runs/x \
-      --config.num_steps=100 --config.model.igate=sigmoid
+  python train.py --config=configs/default.py:xlstm10_tiny --workdir=runs/x --config.num_steps=100
+  python train.py --config=configs/default.py --workdir=runs/y --config.model.igate=sigmoid
 Starting again with the same workdir resumes from its latest checkpoint.
 """
 
@@ -27,6 +27,16 @@ class _QuietOrbax(logging.Filter):
     return record.levelno >= logging.WARNING or "orbax" not in record.pathname
 
 
+def parse_flags(argv):
+  """absl's parser, with a clear message for an override of a field the config lacks."""
+  try:
+    return flags.FLAGS(argv)
+  except (AttributeError, KeyError) as err:
+    overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
+    raise SystemExit(f"error: an override names a config field that does not exist ({err}); "
+                     f"overrides given: {overrides}. See the config file for the fields.") from err
+
+
 def main(argv):
   del argv
   absl_logging.get_absl_handler().addFilter(_QuietOrbax())
@@ -34,4 +44,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

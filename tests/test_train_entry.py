@@ -104,3 +104,29 @@ def test_bad_configs_fail_before_compute(tmp_path, override, message):
   assert result.returncode != 0
   assert re.search(message, result.stderr), result.stderr[-2000:]
   assert "step 1/" not in result.stderr  # refused before the first step
+
+
+def test_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path):
+  steps = ["--config.num_steps=6", "--config.checkpoint_every=2", "--config.eval_every=0"]
+  straight = subprocess.run(train_cmd(tmp_path / "straight", *steps), capture_output=True,
+                            text=True, env=env(), timeout=600)
+  assert straight.returncode == 0, straight.stderr[-3000:]
+  run = tmp_path / "run"
+  first = subprocess.run(train_cmd(run, "--config.num_steps=6", "--config.checkpoint_every=2",
+                                   "--config.eval_every=0", "--config.keep_checkpoints=5"),
+                         capture_output=True, text=True, env=env(), timeout=600)
+  assert first.returncode == 0, first.stderr[-3000:]
+  # Garble every array file of the newest checkpoint and start again: the run must say why
+  # it skips step 6, move it aside, restore step 4, redo steps 5-6 and save step 6 anew.
+  for f in (run / "checkpoints" / "6" / "state").rglob("*"):
+    if f.is_file() and f.parent.name == "d":
+      f.write_bytes(b"garbage" * 10)
+  again = subprocess.run(train_cmd(run, *steps), capture_output=True, text=True, env=env(),
+                         timeout=600)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert "checkpoint 6" in again.stderr and "does not restore" in again.stderr
+  assert (run / "checkpoints" / "corrupt_6").is_dir()
+  assert (run / "checkpoints" / "6" / "state").is_dir()
+  a, b = metrics(tmp_path / "straight"), metrics(run)
+  for step in range(1, 7):
+    assert b[step]["loss"] == pytest.approx(a[step]["loss"], rel=1e-5), step

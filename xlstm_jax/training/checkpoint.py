@@ -30,15 +30,21 @@ class Checkpointer:
     """(step, state, data_state) of the newest checkpoint that restores, or None.
 
     `abstract_state` (shapes and shardings, e.g. from jax.eval_shape or the live state)
-    places the restored arrays. A corrupt checkpoint is logged and skipped."""
+    places the restored arrays. A checkpoint that does not restore is logged and moved
+    aside to `corrupt_<step>` (kept for inspection), so the run can save that step again.
+    """
     for step in sorted(self.manager.all_steps(), reverse=True):
       try:
         restored = self.manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
         return step, restored["state"], restored["data"]
       except Exception as err:  # noqa: BLE001 - any failure means "try the previous one"
-        logging.warning("checkpoint %d in %s does not restore (%s: %s); trying the previous one",
-                        step, self.directory, type(err).__name__, err)
+        aside = self.directory / f"corrupt_{step}"
+        logging.warning("checkpoint %d in %s does not restore (%s: %.300s); moved it to %s and "
+                        "trying the previous one", step, self.directory, type(err).__name__,
+                        err, aside)
+        (self.directory / str(step)).rename(aside)
+        self.manager.reload()
     return None
 
   def wait(self) -> None:
