@@ -97,6 +97,8 @@ def test_nan_loss_stops_loudly(tmp_path):
     ("--config.model.num_heads=3", "not divisible by num_heads=3"),
     ("--config.data.corpus=/nonexistent/*.txt", "/nonexistent/\\*.txt"),
     ("--config.model.vocab_size=100", "model.vocab_size=100 is smaller"),
+    ("--config.model.nope=1", "an override names a config field that does not exist .*"
+     "--config.model.nope"),
 ])
 def test_bad_configs_fail_before_compute(tmp_path, override, message):
   result = subprocess.run(train_cmd(tmp_path, "--config.num_steps=2", override),
