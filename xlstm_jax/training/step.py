@@ -46,12 +46,12 @@ def init_train_state(model, tx: optax.GradientTransformation, rng, mesh: Mesh, s
     params = nn.unbox(model.init(rng, tokens)["params"])
     return TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))
 
-  boxed = jax.eval_shape(lambda: model.init(rng, tokens)["params"])
+  boxed = jax.eval_shape(lambda: model.init(rng, tokens)["params"])  # the one model trace
   param_shardings = sharding.logical_shardings(boxed, mesh)
-  abstract = jax.eval_shape(init)
+  abstract_opt = jax.eval_shape(tx.init, nn.unbox(boxed))
   replicated = NamedSharding(mesh, P())
   # Optimizer moments mirror the parameters; find each by shape-tree position.
-  opt_shardings = optax.tree_map_params(tx, lambda _, s: s, abstract.opt_state,
+  opt_shardings = optax.tree_map_params(tx, lambda _, s: s, abstract_opt,
                                         param_shardings, transform_non_params=lambda _: replicated)
   shardings = TrainState(replicated, param_shardings, opt_shardings)
   return jax.jit(init, out_shardings=shardings)(), shardings
