@@ -28,6 +28,20 @@ def env(devices=1):
   return e
 
 
+def train(workdir, *overrides, devices=1, ok=True):
+  """Runs train.py to completion; with ok, asserts it succeeded (showing its stderr)."""
+  result = subprocess.run(train_cmd(workdir, *overrides), capture_output=True, text=True,
+                          env=env(devices), timeout=600)
+  if ok:
+    assert result.returncode == 0, result.stderr[-3000:]
+  return result
+
+
+def checkpoint_steps(workdir):
+  return sorted(int(p.name) for p in (pathlib.Path(workdir) / "checkpoints").iterdir()
+                if p.name.isdigit())
+
+
 def metrics(workdir):
   """{step: last logged train entry} (a killed run may have logged steps it never saved)."""
   out = {}
@@ -39,9 +53,7 @@ def metrics(workdir):
 
 
 def test_two_step_pulse(tmp_path):
-  result = subprocess.run(train_cmd(tmp_path, "--config.num_steps=2", "--config.eval_every=2"),
-                          capture_output=True, text=True, env=env(), timeout=600)
-  assert result.returncode == 0, result.stderr[-3000:]
+  train(tmp_path, "--config.num_steps=2", "--config.eval_every=2")
   logged = metrics(tmp_path)
   assert sorted(logged) == [1, 2]
   for entry in logged.values():
@@ -55,9 +67,7 @@ def test_two_step_pulse(tmp_path):
 
 def test_sigkill_then_resume_gives_the_same_curve(tmp_path):
   steps = ["--config.num_steps=24", "--config.checkpoint_every=6", "--config.eval_every=0"]
-  straight = subprocess.run(train_cmd(tmp_path / "straight", *steps), capture_output=True,
-                            text=True, env=env(), timeout=600)
-  assert straight.returncode == 0, straight.stderr[-3000:]
+  train(tmp_path / "straight", *steps)
   killed_dir = tmp_path / "killed"
   proc = subprocess.Popen(train_cmd(killed_dir, *steps), env=env(), stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
@@ -66,11 +76,9 @@ def test_sigkill_then_resume_gives_the_same_curve(tmp_path):
     time.sleep(0.05)
   proc.send_signal(signal.SIGKILL)
   proc.wait()
-  saved = sorted(int(p.name) for p in (killed_dir / "checkpoints").iterdir() if p.name.isdigit())
+  saved = checkpoint_steps(killed_dir)
   assert saved and saved[-1] < 24, f"the run was not interrupted (checkpoints {saved})"
-  resumed = subprocess.run(train_cmd(killed_dir, *steps), capture_output=True, text=True,
-                           env=env(), timeout=600)
-  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  train(killed_dir, *steps)
   a, b = metrics(tmp_path / "straight"), metrics(killed_dir)
   assert sorted(b) == list(range(1, 25))
   for step in range(1, 25):
@@ -78,15 +86,13 @@ def test_sigkill_then_resume_gives_the_same_curve(tmp_path):
 
 
 def test_nan_loss_stops_loudly(tmp_path):
-  result = subprocess.run(
-      train_cmd(tmp_path, "--config.num_steps=30", "--config.checkpoint_every=1",
-                "--config.eval_every=0", "--config.optimizer.learning_rate=1e30",
-                "--config.optimizer.grad_clip=1e30"),
-      capture_output=True, text=True, env=env(), timeout=600)
+  result = train(tmp_path, "--config.num_steps=30", "--config.checkpoint_every=1",
+                 "--config.eval_every=0", "--config.optimizer.learning_rate=1e30",
+                 "--config.optimizer.grad_clip=1e30", ok=False)
   assert result.returncode != 0
   assert "FloatingPointError: loss is nan" in result.stderr or \
       "FloatingPointError: loss is inf" in result.stderr, result.stderr[-2000:]
-  saved = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+  saved = checkpoint_steps(tmp_path)
   logged = metrics(tmp_path)
   assert saved and max(saved) in logged  # the newest checkpoint's step had a finite loss
 
@@ -101,8 +107,7 @@ def test_nan_loss_stops_loudly(tmp_path):
      "--config.model.nope"),
 ])
 def test_bad_configs_fail_before_compute(tmp_path, override, message):
-  result = subprocess.run(train_cmd(tmp_path, "--config.num_steps=2", override),
-                          capture_output=True, text=True, env=env(devices=8), timeout=300)
+  result = train(tmp_path, "--config.num_steps=2", override, devices=8, ok=False)
   assert result.returncode != 0
   assert re.search(message, result.stderr), result.stderr[-2000:]
   assert "step 1/" not in result.stderr  # refused before the first step
@@ -110,22 +115,15 @@ def test_bad_configs_fail_before_compute(tmp_path, override, message):
 
 def test_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path):
   steps = ["--config.num_steps=6", "--config.checkpoint_every=2", "--config.eval_every=0"]
-  straight = subprocess.run(train_cmd(tmp_path / "straight", *steps), capture_output=True,
-                            text=True, env=env(), timeout=600)
-  assert straight.returncode == 0, straight.stderr[-3000:]
+  train(tmp_path / "straight", *steps)
   run = tmp_path / "run"
-  first = subprocess.run(train_cmd(run, "--config.num_steps=6", "--config.checkpoint_every=2",
-                                   "--config.eval_every=0", "--config.keep_checkpoints=5"),
-                         capture_output=True, text=True, env=env(), timeout=600)
-  assert first.returncode == 0, first.stderr[-3000:]
+  train(run, *steps, "--config.keep_checkpoints=5")
   # Garble every array file of the newest checkpoint and start again: the run must say why
   # it skips step 6, move it aside, restore step 4, redo steps 5-6 and save step 6 anew.
   for f in (run / "checkpoints" / "6" / "state").rglob("*"):
     if f.is_file() and f.parent.name == "d":
       f.write_bytes(b"garbage" * 10)
-  again = subprocess.run(train_cmd(run, *steps), capture_output=True, text=True, env=env(),
-                         timeout=600)
-  assert again.returncode == 0, again.stderr[-3000:]
+  again = train(run, *steps)
   assert "checkpoint 6" in again.stderr and "does not restore" in again.stderr
   assert (run / "checkpoints" / "corrupt_6").is_dir()
   assert (run / "checkpoints" / "6" / "state").is_dir()
