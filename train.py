@@ -3,28 +3,27 @@
   python train.py --config=configs/default.py --workdir=runs/default
   python train.py --config=configs/default.py:xlstm10_tiny --workdir=runs/x --config.num_steps=100
   python train.py --config=configs/default.py --workdir=runs/y --config.model.igate=sigmoid
-Starting again with the same workdir resumes from its latest checkpoint.
+Starting again with the same workdir resumes from its latest checkpoint. Multi-process:
+add --coordinator_address=HOST:PORT --num_processes=N --process_id=I on every process (or
+set JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID; Slurm is detected).
 """
-
-import logging
 
 from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
+from xlstm_jax.training import distributed
+from xlstm_jax.training.checkpoint import quiet_orbax_logs
 from xlstm_jax.training.loop import train
 
 config_flags.DEFINE_config_file("config", "configs/default.py", "run config (file[:preset])",
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "run directory: checkpoints, metrics.jsonl, tensorboard",
                     required=True)
-
-
-class _QuietOrbax(logging.Filter):
-  """orbax narrates every save at INFO; keep its warnings and errors only."""
-
-  def filter(self, record):
-    return record.levelno >= logging.WARNING or "orbax" not in record.pathname
+flags.DEFINE_string("coordinator_address", None,
+                    "multi-process: HOST:PORT of process 0's coordinator service")
+flags.DEFINE_integer("num_processes", None, "multi-process: number of processes")
+flags.DEFINE_integer("process_id", None, "multi-process: this process's index, 0..N-1")
 
 
 def parse_flags(argv):
@@ -39,7 +38,9 @@ def parse_flags(argv):
 
 def main(argv):
   del argv
-  absl_logging.get_absl_handler().addFilter(_QuietOrbax())
+  quiet_orbax_logs(absl_logging.get_absl_handler())
+  distributed.initialize(flags.FLAGS.coordinator_address, flags.FLAGS.num_processes,
+                         flags.FLAGS.process_id)
   train(flags.FLAGS.config, flags.FLAGS.workdir)
 
 

@@ -23,12 +23,15 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   c.checkpoint_every = 100           # steps between checkpoints
   c.keep_checkpoints = 3             # newest checkpoints kept
   c.seed = 0                         # init, data order and split
+  c.peak_tflops_per_device = 0.0     # for MFU; 0: the accelerator's datasheet peak (CPU: no MFU)
   c.mesh = ml_collections.ConfigDict()
   c.mesh.data = -1                   # pure data parallel (-1: the devices left over)
   c.mesh.fsdp = 1                    # data parallel with sharded parameters
   c.mesh.tensor = 1                  # tensor parallel
   c.data = ml_collections.ConfigDict()
-  c.data.corpus = "default"          # "default" (Python's pydoc topics), a *.txt glob or *.jsonl
+  c.data.corpus = "default"          # "default" (Python's help texts), a text glob, *.jsonl,
+                                     # or a directory from `python -m xlstm_jax.data.prepare`
+  c.data.tokenizer = "byte"          # "byte" or a tokenizer.json (BPE; set model.vocab_size)
   c.data.val_fraction = 0.05         # documents held out for validation
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.learning_rate = 3e-3   # peak learning rate

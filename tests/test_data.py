@@ -5,16 +5,17 @@ import json
 import numpy as np
 import pytest
 
-from xlstm_jax.data import (ByteTokenizer, default_corpus, load_documents, make_dataset,
-                            pack, split_documents)
+from xlstm_jax.data import prepare
+from xlstm_jax.data import (ByteTokenizer, PackedArrays, default_corpus, load_documents,
+                            make_dataset, pack, split_documents)
 
 EOS = 256
 
 
-def _examples(n: int, seq_len: int = 4) -> dict[str, np.ndarray]:
+def _examples(n: int, seq_len: int = 4) -> PackedArrays:
   """n distinct examples: row i of inputs is all i, so rows are identifiable in batches."""
   rows = np.repeat(np.arange(n, dtype=np.int32)[:, None], seq_len, axis=1)
-  return {"inputs": rows, "targets": rows + 1, "segment_ids": np.ones_like(rows)}
+  return PackedArrays({"inputs": rows, "targets": rows + 1, "segment_ids": np.ones_like(rows)})
 
 
 def _take(it, k: int) -> list[dict[str, np.ndarray]]:
@@ -148,15 +149,15 @@ def test_dataset_batches_and_determinism():
   assert len(_take(forever, 12)) == 12
 
 
-def test_shards_are_disjoint_equal_and_cover():
-  ex = _examples(21)  # 21 -> 20 used, so both hosts get 10 and step in lockstep
-  rows = []
-  for shard in range(2):
-    batches = list(make_dataset(ex, batch_size=5, seed=1, num_epochs=1,
-                                shard_index=shard, shard_count=2))
-    assert len(batches) == 2
-    rows.append(set(np.concatenate([b["inputs"][:, 0] for b in batches]).tolist()))
-  assert rows[0].isdisjoint(rows[1]) and rows[0] | rows[1] == set(range(20))
+def test_host_rows_assemble_the_one_host_batches():
+  ex = _examples(22)  # 22 -> 4 global batches of 5, the remainder dropped
+  whole = list(make_dataset(ex, batch_size=5, seed=1, num_epochs=1))
+  hosts = [list(make_dataset(ex, batch_size=5, seed=1, num_epochs=1, rows=rows))
+           for rows in ((0, 2), (2, 5))]
+  assert len(whole) == len(hosts[0]) == len(hosts[1]) == 4  # hosts step in lockstep
+  for full, first, second in zip(whole, *hosts):
+    for key in full:
+      np.testing.assert_array_equal(np.concatenate([first[key], second[key]]), full[key])
 
 
 def test_iterator_state_restore_resumes_exactly():
@@ -178,13 +179,59 @@ def test_iterator_state_restore_resumes_exactly():
 
 def test_dataset_errors_name_the_numbers():
   ex = _examples(10)
-  with pytest.raises(ValueError, match=r"batch_size 6 must be in \[1, 5\]: 10 examples over 2"):
-    make_dataset(ex, batch_size=6, shard_count=2)
+  with pytest.raises(ValueError, match=r"batch_size 11 must be in \[1, 10\]"):
+    make_dataset(ex, batch_size=11)
   with pytest.raises(ValueError, match="batch_size 0"):
     make_dataset(ex, batch_size=0)
-  with pytest.raises(ValueError, match="shard_index 2"):
-    make_dataset(ex, batch_size=1, shard_index=2, shard_count=2)
+  with pytest.raises(ValueError, match=r"rows \(2, 5\) .* batch_size=4"):
+    make_dataset(ex, batch_size=4, rows=(2, 5))
   with pytest.raises(ValueError, match="num_epochs"):
     make_dataset(ex, batch_size=1, num_epochs=0)
   with pytest.raises(ValueError, match="lack keys"):
-    make_dataset({"inputs": ex["inputs"]}, batch_size=1)
+    PackedArrays({"inputs": ex.arrays["inputs"]})
+
+
+# --- prepared ArrayRecord shards ------------------------------------------------------
+
+def test_prepared_shards_give_the_in_memory_batches(tmp_path):
+  docs = [f"document {i}: " + "some text " * (i % 7 + 1) for i in range(60)]
+  corpus = tmp_path / "docs.jsonl"
+  corpus.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+  meta = prepare.prepare(str(corpus), tmp_path / "prep", seq_len=16, val_fraction=0.2, seed=3,
+                         num_shards=3)
+  assert prepare.is_prepared(str(tmp_path / "prep")) and not prepare.is_prepared(str(tmp_path))
+  assert len(list((tmp_path / "prep").glob("train-*-of-00003.array_record"))) == 3
+  opened_meta, splits = prepare.open_prepared(str(tmp_path / "prep"))
+  assert opened_meta == meta and meta["vocab_size"] == 257 and meta["eos_id"] == 256
+  tok = ByteTokenizer()
+  train_docs, val_docs = split_documents(docs, 0.2, seed=3)
+  for split, split_docs in (("train", train_docs), ("val", val_docs)):
+    memory = PackedArrays(pack([tok.encode(d) for d in split_docs], 16, tok.eos_id))
+    assert len(splits[split]) == len(memory) == meta[f"num_{split}"] > 0
+    got = list(make_dataset(splits[split], batch_size=4, seed=5, num_epochs=1))
+    want = list(make_dataset(memory, batch_size=4, seed=5, num_epochs=1))
+    assert len(got) == len(want) > 0
+    for a, b in zip(got, want):
+      for key in b:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_prepare_errors(tmp_path):
+  with pytest.raises(ValueError, match="no files match"):
+    prepare.prepare(str(tmp_path / "missing*.txt"), tmp_path / "out", seq_len=8)
+  with pytest.raises(ValueError, match="tokenizer 'gpt2' is neither"):
+    prepare.prepare("default", tmp_path / "out", seq_len=8, tokenizer="gpt2")
+  (tmp_path / "bad").mkdir()
+  (tmp_path / "bad" / "meta.json").write_text(json.dumps({"format": "other"}))
+  with pytest.raises(ValueError, match="format 'other'"):
+    prepare.open_prepared(str(tmp_path / "bad"))
+
+
+def test_prepare_command_line(tmp_path):
+  (tmp_path / "a.txt").write_text("hello world, " * 50)
+  prepare.main([f"--corpus={tmp_path / '*.txt'}", f"--out={tmp_path / 'p'}", "--seq_len=8",
+                "--val_fraction=0"])
+  meta, splits = prepare.open_prepared(str(tmp_path / "p"))
+  assert meta["num_val"] == 0 and splits["val"] is None
+  assert meta["num_train"] == len(splits["train"]) == (650 + 1 - 1) // 8
+  np.testing.assert_array_equal(splits["train"][0]["inputs"], list(b"hello wo"))

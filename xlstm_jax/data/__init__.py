@@ -1,13 +1,15 @@
-"""Data: corpora, the byte tokenizer, packing and grain pipelines (all offline).
+"""Data: corpora, tokenizers, packing, grain pipelines and prepared shards (all offline).
 
   xlstm_jax.data.corpus       default_corpus(), load_documents(spec)
-  xlstm_jax.data.tokenizers   ByteTokenizer (256 bytes + EOS = 256)
-  xlstm_jax.data.pipeline     split_documents, pack, make_dataset (grain)
+  xlstm_jax.data.tokenizers   ByteTokenizer (256 bytes + EOS = 256), load_tokenizer(spec)
+  xlstm_jax.data.bpe          BPETokenizer: byte-level BPE, trained locally or from tokenizer.json
+  xlstm_jax.data.pipeline     split_documents, pack, PackedArrays, make_dataset (grain)
+  xlstm_jax.data.prepare      prepare(...) -> ArrayRecord shards; PackedRecords, open_prepared
 """
 
 from xlstm_jax.data.corpus import default_corpus, load_documents
-from xlstm_jax.data.pipeline import make_dataset, pack, split_documents
-from xlstm_jax.data.tokenizers import ByteTokenizer
+from xlstm_jax.data.pipeline import PackedArrays, make_dataset, pack, split_documents
+from xlstm_jax.data.tokenizers import ByteTokenizer, load_tokenizer
 
-__all__ = ["ByteTokenizer", "default_corpus", "load_documents", "make_dataset", "pack",
-           "split_documents"]
+__all__ = ["ByteTokenizer", "PackedArrays", "default_corpus", "load_documents", "load_tokenizer",
+           "make_dataset", "pack", "split_documents"]

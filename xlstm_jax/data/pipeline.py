@@ -2,12 +2,11 @@
 
   train, val = split_documents(docs, val_fraction=0.05, seed=0)
   examples = pack([tok.encode(d) for d in train], seq_len=256, eos_id=tok.eos_id)
-  ds = make_dataset(examples, batch_size=8, seed=0, shard_index=jax.process_index(),
-                    shard_count=jax.process_count())
+  ds = make_dataset(PackedArrays(examples), batch_size=8, seed=0, rows=(0, 8))
   it = iter(ds); batch = next(it); state = it.get_state(); ...; it.set_state(state)
 
-Uses grain's MapDataset API (grain 0.2.x: `grain.MapDataset.range(n)`, slicing for
-shards, `.shuffle(seed)`, `.repeat(num_epochs)`, `.batch(...)`, `.to_iter_dataset()`);
+Uses grain's MapDataset API (grain 0.2.x: `grain.MapDataset.range(n)`, `.shuffle(seed)`,
+`.repeat(num_epochs)`, `.batch(...)`, `.map(...)`, `.to_iter_dataset()`);
 its iterators are checkpointable through `get_state()` / `set_state()`.
 """
 
@@ -75,34 +74,53 @@ def pack(token_docs: Sequence[Sequence[int]], seq_len: int,
   return {"inputs": windows[:, :-1], "targets": windows[:, 1:], "segment_ids": segment_ids}
 
 
-def make_dataset(examples: dict[str, np.ndarray], batch_size: int, seed: int = 0,
-                 shuffle: bool = True, num_epochs: int | None = None,
-                 shard_index: int = 0, shard_count: int = 1) -> grain.IterDataset:
-  """A grain IterDataset of {"inputs", "targets", "segment_ids"} numpy batches [B, T].
+class PackedArrays:
+  """The packed examples of `pack()` as a random-access source: ds[i] -> one row each."""
 
-  Examples are first cut to a multiple of shard_count and sharded by striding, so every
-  host gets a disjoint, equally long shard (hosts step in lockstep); then shuffled with
-  `seed` (a fresh order each epoch), repeated `num_epochs` times (None: forever) and
-  batched with the last partial batch dropped. Iterate with iter(ds); the iterator's
+  def __init__(self, examples: dict[str, np.ndarray]):
+    missing = [k for k in KEYS if k not in examples]
+    if missing:
+      raise ValueError(f"examples lack keys {missing}; pack() makes them")
+    self.arrays = {k: np.asarray(examples[k]) for k in KEYS}
+
+  def __len__(self) -> int:
+    return len(self.arrays["inputs"])
+
+  def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+    return {k: v[i] for k, v in self.arrays.items()}
+
+
+def make_dataset(source, batch_size: int, seed: int = 0, shuffle: bool = True,
+                 num_epochs: int | None = None,
+                 rows: tuple[int, int] | None = None) -> grain.IterDataset:
+  """A grain IterDataset of {"inputs", "targets", "segment_ids"} numpy batches.
+
+  `source` is random access (len, [i] -> example dict): `PackedArrays` or
+  `records.PackedRecords`. The global order does not depend on the number of hosts: the
+  example indices are shuffled with `seed` (a fresh order each epoch), repeated
+  `num_epochs` times (None: forever) and cut into global batches of `batch_size` (the last
+  partial batch dropped). Each host reads only `rows` = (start, stop) of every global batch
+  (default: all of it; the training loop passes the rows its devices hold), so any number
+  of hosts trains on exactly the batches one host would. The iterator's
   get_state()/set_state() checkpoint and restore the position exactly.
   """
-  missing = [k for k in KEYS if k not in examples]
-  if missing:
-    raise ValueError(f"examples lack keys {missing}; pack() makes them")
-  n = len(examples["inputs"])
-  if not 0 <= shard_index < shard_count:
-    raise ValueError(f"shard_index {shard_index} not in [0, shard_count={shard_count})")
-  per_shard = n // shard_count
-  if batch_size < 1 or batch_size > per_shard:
-    raise ValueError(f"batch_size {batch_size} must be in [1, {per_shard}]: {n} examples "
-                     f"over {shard_count} shard(s) give {per_shard} per shard")
+  n = len(source)
+  if batch_size < 1 or batch_size > n:
+    raise ValueError(f"batch_size {batch_size} must be in [1, {n}] (the number of examples)")
+  start, stop = rows if rows is not None else (0, batch_size)
+  if not 0 <= start < stop <= batch_size:
+    raise ValueError(f"rows ({start}, {stop}) must satisfy 0 <= start < stop <= "
+                     f"batch_size={batch_size}")
   if num_epochs is not None and num_epochs < 1:
     raise ValueError(f"num_epochs must be >= 1 or None, got {num_epochs}")
-  arrays = {k: np.asarray(examples[k]) for k in KEYS}
-  ds = grain.MapDataset.range(per_shard * shard_count)[shard_index::shard_count]
+  ds = grain.MapDataset.range(n)
   if shuffle:
     ds = ds.shuffle(seed=seed)
-  ds = ds.repeat(num_epochs)
-  # Index -> row lookup after shuffling keeps the shuffled object small (ints, not rows).
-  ds = ds.map(lambda i: {k: v[i] for k, v in arrays.items()})
-  return ds.batch(batch_size, drop_remainder=True).to_iter_dataset()
+  # Batch the indices (cheap ints), keep this host's rows, then read only those examples.
+  ds = ds.repeat(num_epochs).batch(batch_size, drop_remainder=True)
+
+  def read(indices):
+    examples = [source[int(i)] for i in indices[start:stop]]
+    return {k: np.stack([e[k] for e in examples]) for k in KEYS}
+
+  return ds.map(read).to_iter_dataset()

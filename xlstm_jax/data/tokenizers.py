@@ -2,7 +2,8 @@
 
 Id 256 is always EOS, the document separator used by packing (so the default vocab size
 is 257); further special tokens, if any, get 257, 258, ... in the order given. Needs no
-vocabulary file, so it works offline with any text.
+vocabulary file, so it works offline with any text. `load_tokenizer(spec)` picks this
+or a BPE tokenizer (xlstm_jax.data.bpe) from a config string.
 """
 
 from __future__ import annotations
@@ -56,3 +57,17 @@ class ByteTokenizer:
       if i < 256:
         out.append(i)
     return out.decode("utf-8", errors="replace")
+
+
+def load_tokenizer(spec: str):
+  """"byte" -> ByteTokenizer(); a path to a tokenizer.json -> a byte-level BPETokenizer.
+
+  Both have vocab_size, eos_id, encode(text) and decode(ids). Train a BPE vocabulary
+  locally with `python -m xlstm_jax.data.bpe --corpus=default --vocab_size=2048 --out=F`.
+  """
+  if spec == "byte":
+    return ByteTokenizer()
+  if spec.endswith(".json"):
+    from xlstm_jax.data.bpe import BPETokenizer  # noqa: PLC0415 (only BPE runs need it)
+    return BPETokenizer.from_file(spec)
+  raise ValueError(f"tokenizer {spec!r} is neither 'byte' nor a path to a tokenizer.json")

@@ -1,9 +1,19 @@
-"""Training: optimizer (AdamW, warmup + cosine, clipping, accumulation) and the sharded,
-jitted train step. The entry point, checkpoints and metrics come with the training issue."""
+"""Training: the run behind train.py and its parts.
+
+  loop.train(config, workdir)     the whole run: data, sharded state, resume, metrics, evals
+  optimizer                       AdamW, warmup + cosine, clipping, accumulation, decay mask
+  step                            TrainState, loss, sharded init, the jitted train step
+  data                            the run's tokenizer, sources and per-host batches
+  evaluate                        validation loss and perplexity
+  checkpoint                      orbax checkpoints of the state and the data position
+  metrics                         tensorboardX + metrics.jsonl, console progress
+  distributed                     jax.distributed start-up from flags, environment or Slurm
+"""
 
 from xlstm_jax.training.optimizer import OptimizerConfig, decay_mask, lr_schedule, make_optimizer
-from xlstm_jax.training.step import (TrainState, batch_sharding, cross_entropy, init_train_state,
-                                     make_train_step)
+from xlstm_jax.training.step import (TrainState, abstract_train_state, batch_sharding,
+                                     cross_entropy, init_train_state, make_train_step)
 
-__all__ = ["OptimizerConfig", "TrainState", "batch_sharding", "cross_entropy", "decay_mask",
-           "init_train_state", "lr_schedule", "make_optimizer", "make_train_step"]
+__all__ = ["OptimizerConfig", "TrainState", "abstract_train_state", "batch_sharding",
+           "cross_entropy", "decay_mask", "init_train_state", "lr_schedule", "make_optimizer",
+           "make_train_step"]

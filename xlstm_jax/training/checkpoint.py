@@ -26,12 +26,13 @@ class Checkpointer:
     self.manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)))
 
-  def restore_latest(self, abstract_state):
+  def restore_latest(self, abstract_state, move_corrupt: bool = True):
     """(step, state, data_state) of the newest checkpoint that restores, or None.
 
     `abstract_state` (shapes and shardings, e.g. from jax.eval_shape or the live state)
-    places the restored arrays. A checkpoint that does not restore is logged and moved
-    aside to `corrupt_<step>` (kept for inspection), so the run can save that step again.
+    places the restored arrays. A checkpoint that does not restore is logged and, with
+    `move_corrupt`, moved aside to `corrupt_<step>` (kept for inspection) so the run can
+    save that step again; readers such as eval.py leave it in place.
     """
     for step in sorted(self.manager.all_steps(), reverse=True):
       try:
@@ -39,12 +40,13 @@ class Checkpointer:
             state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
         return step, restored["state"], restored["data"]
       except Exception as err:  # noqa: BLE001 - any failure means "try the previous one"
-        aside = self.directory / f"corrupt_{step}"
-        logging.warning("checkpoint %d in %s does not restore (%s: %.300s); moved it to %s and "
-                        "trying the previous one", step, self.directory, type(err).__name__,
-                        err, aside)
-        (self.directory / str(step)).rename(aside)
-        self.manager.reload()
+        logging.warning("checkpoint %d in %s does not restore (%s: %.300s); trying the "
+                        "previous one", step, self.directory, type(err).__name__, err)
+        if move_corrupt:
+          aside = self.directory / f"corrupt_{step}"
+          (self.directory / str(step)).rename(aside)
+          logging.warning("moved checkpoint %d aside to %s", step, aside)
+          self.manager.reload()
     return None
 
   def wait(self) -> None:
@@ -55,7 +57,14 @@ class Checkpointer:
     self.manager.close()
 
 
-def abstract_like(tree):
-  """ShapeDtypeStructs with the shardings of a live tree (the restore target)."""
-  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
-                      tree)
+
+class _QuietOrbax(logging.Filter):
+  """orbax narrates every save and restore at INFO; keep its warnings and errors only."""
+
+  def filter(self, record):
+    return record.levelno >= logging.WARNING or "orbax" not in record.pathname
+
+
+def quiet_orbax_logs(handler: logging.Handler) -> None:
+  """Drops orbax's INFO records from `handler` (e.g. absl's console handler)."""
+  handler.addFilter(_QuietOrbax())

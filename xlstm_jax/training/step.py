@@ -38,6 +38,24 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P(("data", "fsdp"), None))
 
 
+def abstract_train_state(model, tx: optax.GradientTransformation, mesh: Mesh, seq_len: int):
+  """(abstract state, state shardings) without allocating: the restore target of a run."""
+  tokens = jnp.zeros((1, seq_len), jnp.int32)
+  boxed = jax.eval_shape(lambda: model.init(jax.random.key(0), tokens)["params"])
+  param_shardings = sharding.logical_shardings(boxed, mesh)
+  params = nn.unbox(boxed)
+  abstract = TrainState(jax.ShapeDtypeStruct((), jnp.int32), params,
+                        jax.eval_shape(tx.init, params))
+  replicated = NamedSharding(mesh, P())
+  # Optimizer moments mirror the parameters; find each by shape-tree position.
+  opt_shardings = optax.tree_map_params(tx, lambda _, s: s, abstract.opt_state,
+                                        param_shardings, transform_non_params=lambda _: replicated)
+  shardings = TrainState(replicated, param_shardings, opt_shardings)
+  abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                          abstract, shardings)
+  return abstract, shardings
+
+
 def init_train_state(model, tx: optax.GradientTransformation, rng, mesh: Mesh, seq_len: int):
   """(state, state_shardings): parameters and optimizer state created sharded."""
   tokens = jnp.zeros((1, seq_len), jnp.int32)
@@ -46,14 +64,7 @@ def init_train_state(model, tx: optax.GradientTransformation, rng, mesh: Mesh, s
     params = nn.unbox(model.init(rng, tokens)["params"])
     return TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))
 
-  boxed = jax.eval_shape(lambda: model.init(rng, tokens)["params"])  # the one model trace
-  param_shardings = sharding.logical_shardings(boxed, mesh)
-  abstract_opt = jax.eval_shape(tx.init, nn.unbox(boxed))
-  replicated = NamedSharding(mesh, P())
-  # Optimizer moments mirror the parameters; find each by shape-tree position.
-  opt_shardings = optax.tree_map_params(tx, lambda _, s: s, abstract_opt,
-                                        param_shardings, transform_non_params=lambda _: replicated)
-  shardings = TrainState(replicated, param_shardings, opt_shardings)
+  _, shardings = abstract_train_state(model, tx, mesh, seq_len)  # the one model trace
   return jax.jit(init, out_shardings=shardings)(), shardings
 
 

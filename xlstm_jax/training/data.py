@@ -1,0 +1,74 @@
+"""The run's data from its config: tokenizer, train/validation sources, per-host batches.
+
+`config.data.corpus` is "default", a text glob, a *.jsonl glob, or a directory written by
+`python -m xlstm_jax.data.prepare` (ArrayRecord shards, already tokenized and packed).
+Every host iterates the same global batches and reads only the rows its devices hold, so
+the batches, and therefore the losses, do not depend on the number of hosts.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from jax.sharding import Mesh
+
+from xlstm_jax import data as data_lib
+from xlstm_jax.data import prepare
+from xlstm_jax.training.step import batch_sharding
+
+
+def host_rows(mesh: Mesh, batch_size: int, seq_len: int) -> tuple[int, int]:
+  """(start, stop): the rows of a global [batch_size, seq_len] batch this process holds."""
+  index_map = batch_sharding(mesh).addressable_devices_indices_map((batch_size, seq_len))
+  rows = sorted({(idx[0].start or 0, batch_size if idx[0].stop is None else idx[0].stop)
+                 for idx in index_map.values()})
+  start, stop = rows[0][0], rows[-1][1]
+  if sum(b - a for a, b in rows) != stop - start:
+    raise ValueError(f"this process's devices hold non-contiguous batch rows {rows}; order "
+                     "the mesh devices by process")
+  return start, stop
+
+
+def sources(config, tokenizer) -> tuple:
+  """(train, val or None) random-access sources of packed examples for the config."""
+  spec = config.data.corpus
+  if prepare.is_prepared(spec):
+    meta, splits = prepare.open_prepared(spec)
+    if meta["seq_len"] != config.seq_len:
+      raise ValueError(f"{spec} was prepared with seq_len={meta['seq_len']}, but the run has "
+                       f"seq_len={config.seq_len}; prepare it again or set "
+                       f"--config.seq_len={meta['seq_len']}")
+    if meta["tokenizer"] != config.data.tokenizer:
+      raise ValueError(f"{spec} was prepared with tokenizer {meta['tokenizer']!r}, but the run "
+                       f"has data.tokenizer={config.data.tokenizer!r}")
+    if splits["train"] is None:
+      raise ValueError(f"{spec} has no training examples")
+    return splits["train"], splits["val"]
+  docs = data_lib.load_documents(spec)
+  train_docs, val_docs = data_lib.split_documents(docs, config.data.val_fraction, config.seed)
+  encode = lambda ds: data_lib.PackedArrays(data_lib.pack(  # noqa: E731
+      [tokenizer.encode(d) for d in ds], config.seq_len, tokenizer.eos_id))
+  return encode(train_docs), (encode(val_docs) if val_docs else None)
+
+
+def datasets(config, tokenizer, mesh: Mesh) -> tuple:
+  """(train, val or None) grain datasets yielding this host's rows of each global batch."""
+  train_src, val_src = sources(config, tokenizer)
+  rows = host_rows(mesh, config.batch_size, config.seq_len)
+  train = data_lib.make_dataset(train_src, config.batch_size, seed=config.seed, rows=rows)
+  val = None
+  if val_src is not None and config.eval_every:
+    if len(val_src) < config.batch_size:
+      raise ValueError(f"the validation split has {len(val_src)} examples, fewer than one "
+                       f"batch of {config.batch_size}; raise data.val_fraction or set "
+                       "eval_every=0")
+    val = data_lib.make_dataset(val_src, config.batch_size, shuffle=False, num_epochs=1,
+                                rows=rows)
+  return train, val
+
+
+def global_batch(local: dict, mesh: Mesh) -> dict:
+  """The global {"inputs", "targets"} arrays from this host's rows."""
+  s = batch_sharding(mesh)
+  return {k: jax.make_array_from_process_local_data(s, np.asarray(local[k], np.int32))
+          for k in ("inputs", "targets")}

@@ -1,0 +1,82 @@
+"""Validation loss and perplexity of a model's parameters on a validation dataset."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import numpy as np
+
+from xlstm_jax.training.data import global_batch
+from xlstm_jax.training.step import cross_entropy
+
+
+def make_eval_loss(model):
+  """A jitted (params, batch) -> mean next-token cross entropy of the batch."""
+  return jax.jit(lambda params, batch: cross_entropy(model.apply({"params": params},
+                                                                 batch["inputs"]),
+                                                     batch["targets"]))
+
+
+def evaluate(eval_loss, params, val_ds, mesh, max_batches: int | None = None) -> dict:
+  """{"eval_loss", "eval_perplexity", "eval_batches"} over the first `max_batches` global
+  batches of `val_ds` (None: all of them). Every batch has the same size, so the mean of
+  the batch means is the mean over all tokens."""
+  losses = []
+  for batch in val_ds:
+    if max_batches is not None and len(losses) >= max_batches:
+      break
+    losses.append(float(eval_loss(params, global_batch(batch, mesh))))
+  if not losses:
+    raise ValueError("the validation dataset yielded no batches")
+  loss = float(np.mean(losses))
+  return {"eval_loss": loss, "eval_perplexity": math.exp(min(loss, 50.0)),
+          "eval_batches": len(losses)}
+
+
+def evaluate_workdir(workdir, corpus: str | None = None, max_batches: int | None = None) -> dict:
+  """Restores the newest good checkpoint of a run and evaluates it on the validation split.
+
+  The run's config.json (written by train.py) gives the model, data and mesh; `corpus`
+  replaces its data.corpus (the held-out split of that corpus is used, same seed and
+  fraction). Returns {"step", "eval_loss", "eval_perplexity", "eval_batches", "corpus"}.
+  """
+  import json  # noqa: PLC0415
+  import pathlib  # noqa: PLC0415
+
+  import ml_collections  # noqa: PLC0415
+
+  from xlstm_jax import sharding  # noqa: PLC0415
+  from xlstm_jax.data import load_tokenizer  # noqa: PLC0415
+  from xlstm_jax.nn import LanguageModel, ModelConfig  # noqa: PLC0415
+  from xlstm_jax.training.checkpoint import Checkpointer  # noqa: PLC0415
+  from xlstm_jax.training.data import datasets  # noqa: PLC0415
+  from xlstm_jax.training.optimizer import OptimizerConfig, make_optimizer  # noqa: PLC0415
+  from xlstm_jax.training.step import abstract_train_state  # noqa: PLC0415
+
+  workdir = pathlib.Path(workdir)
+  config_path = workdir / "config.json"
+  if not config_path.is_file():
+    raise ValueError(f"{workdir} has no config.json; is it the workdir of a train.py run?")
+  config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
+  if corpus is not None:
+    config.data.corpus = corpus
+  config.eval_every = max(config.eval_every, 1)  # datasets() builds the val split only then
+  model = LanguageModel(ModelConfig.from_dict(config.model))
+  tx = make_optimizer(OptimizerConfig(num_steps=config.num_steps, **config.optimizer))
+  mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
+  _, val_ds = datasets(config, load_tokenizer(config.data.tokenizer), mesh)
+  if val_ds is None:
+    raise ValueError(f"corpus {config.data.corpus!r} has no validation split (val_fraction="
+                     f"{config.data.val_fraction})")
+  abstract, _ = abstract_train_state(model, tx, mesh, config.seq_len)
+  ckpt = Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints, async_save=False)
+  try:
+    restored = ckpt.restore_latest(abstract, move_corrupt=False)
+  finally:
+    ckpt.close()
+  if restored is None:
+    raise ValueError(f"no checkpoint in {workdir / 'checkpoints'} restores")
+  step, state, _ = restored
+  result = evaluate(make_eval_loss(model), state.params, val_ds, mesh, max_batches)
+  return {"step": int(step), **result, "corpus": config.data.corpus}
