@@ -293,7 +293,10 @@ def main():
     args.seq_len = 2048 if args.gpu else 256
   if min(args.steps, args.repeats, args.warmup) < 1:
     p.error("--steps, --repeats and --warmup must be >= 1")
-  gpu_mode(args) if args.gpu else cpu_comparison(args)
+  if args.gpu:
+    gpu_mode(args)
+  else:
+    cpu_comparison(args)
 
 
 if __name__ == "__main__":
