@@ -88,3 +88,25 @@ def test_schedule_and_decay_mask():
 def test_bad_optimizer_configs(kwargs, match):
   with pytest.raises(ValueError, match=match):
     OptimizerConfig(**kwargs)
+
+
+def test_mask_scores_only_the_marked_positions():
+  """The step's loss and accuracy over a mask equal the hand-computed masked mean, and the
+  update uses only masked positions (changing an unmasked target changes nothing)."""
+  mesh = sharding.make_mesh(1, 1, 1, devices=jax.devices()[:1])
+  batch = batches(1)[0]
+  mask = jnp.asarray(np.random.default_rng(1).random((8, 16)) < 0.3)
+  model, tx = LanguageModel(CFG), make_optimizer(OptimizerConfig(warmup_steps=1, num_steps=10))
+  state, shardings = init_train_state(model, tx, jax.random.key(0), mesh, 16)
+  logits = model.apply({"params": state.params}, batch["inputs"])
+  nll = -jnp.take_along_axis(jax.nn.log_softmax(logits), batch["targets"][..., None], -1)[..., 0]
+  hit = jnp.argmax(logits, -1) == batch["targets"]
+  step = make_train_step(model, tx, mesh, shardings)
+  new, metrics = step(state, {**batch, "mask": mask})
+  np.testing.assert_allclose(float(metrics["loss"]), float(nll[mask].mean()), rtol=1e-5)
+  np.testing.assert_allclose(float(metrics["accuracy"]), float(hit[mask].mean()), rtol=1e-6)
+  state, _ = init_train_state(model, tx, jax.random.key(0), mesh, 16)  # the old one was donated
+  other = {**batch, "targets": jnp.where(mask, batch["targets"], (batch["targets"] + 1) % 64),
+           "mask": mask}
+  again, _ = step(state, other)
+  assert_close(again.params, new.params, 1e-6, "unmasked targets must not matter")

@@ -93,10 +93,10 @@ class PackedArrays:
 def make_dataset(source, batch_size: int, seed: int = 0, shuffle: bool = True,
                  num_epochs: int | None = None,
                  rows: tuple[int, int] | None = None) -> grain.IterDataset:
-  """A grain IterDataset of {"inputs", "targets", "segment_ids"} numpy batches.
+  """A grain IterDataset of numpy batches: each key of the source's examples, stacked.
 
-  `source` is random access (len, [i] -> example dict): `PackedArrays` or
-  `records.PackedRecords`. The global order does not depend on the number of hosts: the
+  `source` is random access (len, [i] -> example dict of equal-shape arrays):
+  `PackedArrays`, `prepare.PackedRecords` or `tasks.TaskSource`. The global order does not depend on the number of hosts: the
   example indices are shuffled with `seed` (a fresh order each epoch), repeated
   `num_epochs` times (None: forever) and cut into global batches of `batch_size` (the last
   partial batch dropped). Each host reads only `rows` = (start, stop) of every global batch
@@ -121,6 +121,6 @@ def make_dataset(source, batch_size: int, seed: int = 0, shuffle: bool = True,
 
   def read(indices):
     examples = [source[int(i)] for i in indices[start:stop]]
-    return {k: np.stack([e[k] for e in examples]) for k in KEYS}
+    return {k: np.stack([e[k] for e in examples]) for k in examples[0]}
 
   return ds.map(read).to_iter_dataset()

@@ -68,7 +68,10 @@ def datasets(config, tokenizer, mesh: Mesh) -> tuple:
 
 
 def global_batch(local: dict, mesh: Mesh) -> dict:
-  """The global {"inputs", "targets"} arrays from this host's rows."""
+  """The global {"inputs", "targets"} (+ "mask" if the data has one) from this host's rows."""
   s = batch_sharding(mesh)
-  return {k: jax.make_array_from_process_local_data(s, np.asarray(local[k], np.int32))
-          for k in ("inputs", "targets")}
+  out = {k: jax.make_array_from_process_local_data(s, np.asarray(local[k], np.int32))
+         for k in ("inputs", "targets")}
+  if "mask" in local:
+    out["mask"] = jax.make_array_from_process_local_data(s, np.asarray(local["mask"], bool))
+  return out

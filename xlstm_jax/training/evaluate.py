@@ -8,30 +8,33 @@ import jax
 import numpy as np
 
 from xlstm_jax.training.data import global_batch
-from xlstm_jax.training.step import cross_entropy
+from xlstm_jax.training.step import accuracy, cross_entropy
 
 
 def make_eval_loss(model):
-  """A jitted (params, batch) -> mean next-token cross entropy of the batch."""
-  return jax.jit(lambda params, batch: cross_entropy(model.apply({"params": params},
-                                                                 batch["inputs"]),
-                                                     batch["targets"]))
+  """A jitted (params, batch) -> (loss, accuracy) of the batch, over its mask if it has one."""
+  def eval_loss(params, batch):
+    logits = model.apply({"params": params}, batch["inputs"])
+    mask = batch.get("mask")
+    return (cross_entropy(logits, batch["targets"], mask),
+            accuracy(logits, batch["targets"], mask))
+  return jax.jit(eval_loss)
 
 
 def evaluate(eval_loss, params, val_ds, mesh, max_batches: int | None = None) -> dict:
-  """{"eval_loss", "eval_perplexity", "eval_batches"} over the first `max_batches` global
-  batches of `val_ds` (None: all of them). Every batch has the same size, so the mean of
-  the batch means is the mean over all tokens."""
-  losses = []
+  """{"eval_loss", "eval_perplexity", "eval_accuracy", "eval_batches"} over the first
+  `max_batches` global batches of `val_ds` (None: all of them). Every batch has the same
+  size, so the mean of the batch means is the mean over all tokens (for unmasked data)."""
+  results = []
   for batch in val_ds:
-    if max_batches is not None and len(losses) >= max_batches:
+    if max_batches is not None and len(results) >= max_batches:
       break
-    losses.append(float(eval_loss(params, global_batch(batch, mesh))))
-  if not losses:
+    results.append([float(x) for x in eval_loss(params, global_batch(batch, mesh))])
+  if not results:
     raise ValueError("the validation dataset yielded no batches")
-  loss = float(np.mean(losses))
+  loss, acc = np.mean(results, axis=0).tolist()
   return {"eval_loss": loss, "eval_perplexity": math.exp(min(loss, 50.0)),
-          "eval_batches": len(losses)}
+          "eval_accuracy": acc, "eval_batches": len(results)}
 
 
 def evaluate_workdir(workdir, corpus: str | None = None, max_batches: int | None = None) -> dict:

@@ -138,7 +138,8 @@ def _log(pending, writer, progress, schedule, meter: _Throughput, config) -> dic
     raise FloatingPointError(f"loss is {loss} at step {step}: stopping; the last checkpoint "
                              "(written before this step) is intact")
   progress.update(step, loss)
-  out = {"loss": loss, "grad_norm": float(metrics["grad_norm"])}
+  out = {"loss": loss, "accuracy": float(metrics["accuracy"]),
+         "grad_norm": float(metrics["grad_norm"])}
   if step % config.log_every == 0 or step == config.num_steps:
     out.update(perplexity=math.exp(min(loss, 50.0)), learning_rate=float(schedule(step - 1)),
                **meter.read(step))  # averaged since the last logged step

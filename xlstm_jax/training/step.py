@@ -24,13 +24,22 @@ class TrainState(flax.struct.PyTreeNode):
 
 
 def cross_entropy(logits, targets, mask=None):
-  """Mean next-token cross entropy over the (masked) tokens; logits [B, T, V]."""
+  """Mean next-token cross entropy over the tokens where `mask` (default: all); logits [B, T, V]."""
   logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
   nll = -jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
   if mask is None:
     return nll.mean()
   mask = mask.astype(jnp.float32)
   return (nll * mask).sum() / jnp.maximum(mask.sum(), 1.0)
+
+
+def accuracy(logits, targets, mask=None):
+  """Fraction of the (masked) positions whose argmax logit is the target."""
+  hit = (jnp.argmax(logits, axis=-1) == targets).astype(jnp.float32)
+  if mask is None:
+    return hit.mean()
+  mask = mask.astype(jnp.float32)
+  return (hit * mask).sum() / jnp.maximum(mask.sum(), 1.0)
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
@@ -69,18 +78,24 @@ def init_train_state(model, tx: optax.GradientTransformation, rng, mesh: Mesh, s
 
 
 def make_train_step(model, tx: optax.GradientTransformation, mesh: Mesh, state_shardings):
-  """A jitted (state, batch) -> (state, metrics); batch = {"inputs", "targets"} [B, T]."""
+  """A jitted (state, batch) -> (state, metrics).
+
+  batch = {"inputs", "targets"} [B, T] and optionally "mask" [B, T] (the scored positions,
+  e.g. a synthetic task's answers). metrics: loss, accuracy (both over the mask), grad_norm.
+  """
   def train_step(state: TrainState, batch):
     def loss_fn(params):
       logits = model.apply({"params": params}, batch["inputs"])
-      return cross_entropy(logits, batch["targets"])
+      mask = batch.get("mask")
+      return cross_entropy(logits, batch["targets"], mask), accuracy(logits, batch["targets"],
+                                                                     mask)
 
-    loss, grads = jax.value_and_grad(loss_fn)(state.params)
+    (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+    metrics = {"loss": loss, "accuracy": acc, "grad_norm": optax.tree.norm(grads)}
     return TrainState(state.step + 1, params, opt_state), metrics
 
   data = batch_sharding(mesh)
-  return jax.jit(train_step, in_shardings=(state_shardings, {"inputs": data, "targets": data}),
+  return jax.jit(train_step, in_shardings=(state_shardings, data),  # data: every batch array
                  out_shardings=(state_shardings, NamedSharding(mesh, P())), donate_argnums=0)
