@@ -16,8 +16,9 @@ FAST = ["--config.log_every=1", "--config.optimizer.warmup_steps=2", "--config.b
         "--config.seq_len=64", "--config.eval_batches=2"]
 
 
-def train_cmd(workdir, *overrides):
-  return [sys.executable, str(ROOT / "train.py"), f"--config={ROOT / 'configs/default.py'}",
+def train_cmd(workdir, *overrides, config="default.py"):
+  """train.py on configs/`config` (file[:options]) with the FAST settings."""
+  return [sys.executable, str(ROOT / "train.py"), f"--config={ROOT / 'configs' / config}",
           f"--workdir={workdir}", *FAST, *overrides]
 
 
@@ -28,10 +29,10 @@ def env(devices=1):
   return e
 
 
-def train(workdir, *overrides, devices=1, ok=True):
+def train(workdir, *overrides, devices=1, ok=True, config="default.py"):
   """Runs train.py to completion; with ok, asserts it succeeded (showing its stderr)."""
-  result = subprocess.run(train_cmd(workdir, *overrides), capture_output=True, text=True,
-                          env=env(devices), timeout=600)
+  result = subprocess.run(train_cmd(workdir, *overrides, config=config), capture_output=True,
+                          text=True, env=env(devices), timeout=600)
   if ok:
     assert result.returncode == 0, result.stderr[-3000:]
   return result

@@ -86,6 +86,29 @@ def model_config_dict(name: str) -> ml_collections.ConfigDict:
   return d
 
 
+SYNTHETIC_FAMILIES = ("slstm", "mlstm", "xlstm11", "llama", "lstm")
+
+
+def synthetic_model_dict(family: str, vocab_size: int, embedding_dim: int = 64,
+                         num_blocks: int = 2, num_heads: int = 4) -> ml_collections.ConfigDict:
+  """The model families the paper compares on its synthetic tasks, CPU-sized, as a
+  ConfigDict: "slstm" xLSTM[0:1] (sLSTM blocks only), "mlstm" xLSTM[1:0], "xlstm11"
+  xLSTM[1:1] (alternating, mLSTM first), "llama" the Transformer baseline, "lstm" the
+  classic sigmoid LSTM in the sLSTM block (same size as "slstm")."""
+  if family not in SYNTHETIC_FAMILIES:
+    raise ValueError(f"model family {family!r} is not one of {SYNTHETIC_FAMILIES}")
+  d = model_config_dict("llama_tiny" if family == "llama" else "xlstm_tiny")
+  d.vocab_size, d.embedding_dim, d.num_blocks = vocab_size, embedding_dim, num_blocks
+  d.num_heads = num_heads
+  if family != "llama":
+    d.slstm_num_heads = num_heads
+    d.slstm_at = {"slstm": tuple(range(num_blocks)), "lstm": tuple(range(num_blocks)),
+                  "mlstm": (), "xlstm11": tuple(range(1, num_blocks, 2))}[family]
+    d.slstm_cell = "lstm" if family == "lstm" else "slstm"
+  ModelConfig.from_dict(d)  # validates now, not at the first step
+  return d
+
+
 def param_count_table(paper: dict[str, float] | None = None) -> str:
   """Markdown table of every non-tiny preset's parameter count, counted from the built
   model; `paper` (preset -> count) adds the paper's figure and the relative difference."""

@@ -2,6 +2,9 @@
 
 `config.data.corpus` is "default", a text glob, a *.jsonl glob, or a directory written by
 `python -m xlstm_jax.data.prepare` (ArrayRecord shards, already tokenized and packed).
+A config with `data.task` (e.g. configs/formal.py) trains on a synthetic task instead:
+examples of sizes `data.train_lengths` for training and `data.val_lengths` for the
+periodic validation, padded to seq_len, with the answer positions as the loss mask.
 Every host iterates the same global batches and reads only the rows its devices hold, so
 the batches, and therefore the losses, do not depend on the number of hosts.
 """
@@ -29,8 +32,37 @@ def host_rows(mesh: Mesh, batch_size: int, seq_len: int) -> tuple[int, int]:
   return start, stop
 
 
+def task_of(config):
+  """The run's synthetic task (config.data.task), or None for a text corpus."""
+  name = config.data.get("task", "")
+  if not name:
+    return None
+  from xlstm_jax.tasks import make_task  # noqa: PLC0415 (text runs never need it)
+  return make_task(name, **dict(config.data.get("task_kwargs", {})))
+
+
+def vocab_size(config, tokenizer) -> int:
+  """The vocabulary the model must cover: the task's, or the tokenizer's."""
+  task = task_of(config)
+  return tokenizer.vocab_size if task is None else task.vocab_size
+
+
+def _task_sources(config, task) -> tuple:
+  from xlstm_jax.tasks import TaskSource  # noqa: PLC0415
+  d = config.data
+  accum = config.optimizer.get("grad_accum_steps", 1)
+  train = TaskSource(task, config.num_steps * config.batch_size * accum,
+                     tuple(d.train_lengths), config.seq_len, seed=config.seed)
+  val = TaskSource(task, max(config.eval_batches, 1) * config.batch_size, tuple(d.val_lengths),
+                   config.seq_len, seed=config.seed + 1)  # other seeds: unseen examples
+  return train, val
+
+
 def sources(config, tokenizer) -> tuple:
-  """(train, val or None) random-access sources of packed examples for the config."""
+  """(train, val or None) random-access sources of examples for the config."""
+  task = task_of(config)
+  if task is not None:
+    return _task_sources(config, task)
   spec = config.data.corpus
   if prepare.is_prepared(spec):
     meta, splits = prepare.open_prepared(spec)

@@ -21,23 +21,23 @@ from xlstm_jax.data import load_tokenizer
 from xlstm_jax.nn import LanguageModel, ModelConfig
 from xlstm_jax.scaling import peak_flops, train_flops_per_token
 from xlstm_jax.training.checkpoint import Checkpointer
-from xlstm_jax.training.data import datasets, global_batch
+from xlstm_jax.training.data import datasets, global_batch, vocab_size
 from xlstm_jax.training.evaluate import evaluate, make_eval_loss
 from xlstm_jax.training.metrics import MetricsWriter, Progress
 from xlstm_jax.training.optimizer import OptimizerConfig, lr_schedule, make_optimizer
 from xlstm_jax.training.step import abstract_train_state, init_train_state, make_train_step
 
 
-def _check(config, model_cfg: ModelConfig, mesh, tokenizer) -> None:
+def _check(config, model_cfg: ModelConfig, mesh, vocab: int) -> None:
   """Errors that must come before any compute, each naming the values."""
   dp = mesh.shape["data"] * mesh.shape["fsdp"]
   if config.batch_size % dp:
     raise ValueError(f"batch_size={config.batch_size} is not divisible by the data-parallel "
                      f"mesh size data*fsdp={dp}")
-  if model_cfg.vocab_size < tokenizer.vocab_size:
+  if model_cfg.vocab_size < vocab:
+    source = f"task {config.data.task!r}" if config.data.get("task") else "tokenizer"
     raise ValueError(f"model.vocab_size={model_cfg.vocab_size} is smaller than the "
-                     f"tokenizer's {tokenizer.vocab_size}; set "
-                     f"--config.model.vocab_size={tokenizer.vocab_size} (or more)")
+                     f"{source}'s {vocab}; set --config.model.vocab_size={vocab} (or more)")
   for name in ("num_steps", "seq_len", "log_every", "checkpoint_every"):
     if config[name] < 1:
       raise ValueError(f"{name}={config[name]} must be >= 1")
@@ -63,7 +63,7 @@ def train(config, workdir) -> dict:
   model_cfg = ModelConfig.from_dict(config.model)
   tokenizer = load_tokenizer(config.data.tokenizer)
   mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
-  _check(config, model_cfg, mesh, tokenizer)
+  _check(config, model_cfg, mesh, vocab_size(config, tokenizer))
   opt_cfg = OptimizerConfig(num_steps=config.num_steps, **config.optimizer)
   train_ds, val_ds = datasets(config, tokenizer, mesh)
   _save_config(config, workdir)

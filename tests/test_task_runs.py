@@ -1,0 +1,60 @@
+"""Synthetic tasks through the real entry point: configs/formal.py, model families, make_task."""
+
+import json
+
+import pytest
+
+from test_train_entry import ROOT, metrics, train
+from xlstm_jax import presets
+from xlstm_jax.nn import ModelConfig
+from xlstm_jax.tasks import FORMAL_TASKS, make_task
+
+
+def _formal_config(arg):
+  import importlib.util  # noqa: PLC0415
+  spec = importlib.util.spec_from_file_location("formal_config", ROOT / "configs" / "formal.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def test_model_families():
+  blocks = {}
+  for family in presets.SYNTHETIC_FAMILIES:
+    cfg = ModelConfig.from_dict(presets.synthetic_model_dict(family, vocab_size=11))
+    blocks[family] = (cfg.arch, cfg.block_types, cfg.slstm_cell)
+  assert blocks == {"slstm": ("xlstm", ("slstm", "slstm"), "slstm"),
+                    "mlstm": ("xlstm", ("mlstm", "mlstm"), "slstm"),
+                    "xlstm11": ("xlstm", ("mlstm", "slstm"), "slstm"),
+                    "llama": ("llama", ("llama", "llama"), "slstm"),
+                    "lstm": ("xlstm", ("slstm", "slstm"), "lstm")}
+  with pytest.raises(ValueError, match="model family 'gru'"):
+    presets.synthetic_model_dict("gru", 11)
+
+
+def test_formal_config_options_and_errors():
+  c = _formal_config("task=repetition,model=lstm")
+  assert c.data.task == "repetition" and c.model.slstm_cell == "lstm"
+  assert c.model.vocab_size == FORMAL_TASKS["repetition"].vocab_size
+  assert c.seq_len == 120  # 40 symbols, SEP, 79 BLANKs: 120 tokens (a multiple of 8)
+  assert _formal_config("task=parity").seq_len == 48
+  with pytest.raises(ValueError, match="not a formal task"):
+    _formal_config("task=nope")
+  with pytest.raises(ValueError, match="'size=3' is not key=value with key in"):
+    _formal_config("size=3")
+  with pytest.raises(ValueError, match="unknown task 'nope'; known tasks"):
+    make_task("nope")
+  with pytest.raises(ValueError, match="takes no parameters"):
+    make_task("parity", num_pairs=3)
+
+
+def test_formal_task_pulse(tmp_path):
+  result = train(tmp_path, "--config.num_steps=3", "--config.eval_every=3",
+                 "--config.checkpoint_every=3", config="formal.py:task=parity,model=xlstm11")
+  logged = metrics(tmp_path)
+  assert sorted(logged) == [1, 2, 3] and all(0 <= e["accuracy"] <= 1 for e in logged.values())
+  evals = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()
+           if "eval_accuracy" in l]
+  assert len(evals) == 1 and 0 <= evals[0]["eval_accuracy"] <= 1
+  assert json.loads((tmp_path / "config.json").read_text())["data"]["task"] == "parity"
+  assert result.returncode == 0
