@@ -1,10 +1,12 @@
 """Synthetic tasks through the real entry point: configs/formal.py, model families, make_task."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
-from test_train_entry import ROOT, metrics, train
+from test_train_entry import ROOT, env, metrics, train
 from xlstm_jax import presets
 from xlstm_jax.nn import ModelConfig
 from xlstm_jax.tasks import FORMAL_TASKS, make_task
@@ -50,7 +52,8 @@ def test_formal_config_options_and_errors():
 
 def test_formal_task_pulse(tmp_path):
   result = train(tmp_path, "--config.num_steps=3", "--config.eval_every=3",
-                 "--config.checkpoint_every=3", config="formal.py:task=parity,model=xlstm11")
+                 "--config.checkpoint_every=3", "--config.data.test_lengths=(40, 44)",
+                 "--config.data.test_examples=8", config="formal.py:task=parity,model=xlstm11")
   logged = metrics(tmp_path)
   assert sorted(logged) == [1, 2, 3] and all(0 <= e["accuracy"] <= 1 for e in logged.values())
   evals = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()
@@ -58,3 +61,12 @@ def test_formal_task_pulse(tmp_path):
   assert len(evals) == 1 and 0 <= evals[0]["eval_accuracy"] <= 1
   assert json.loads((tmp_path / "config.json").read_text())["data"]["task"] == "parity"
   assert result.returncode == 0
+  evaluated = subprocess.run([sys.executable, str(ROOT / "eval.py"), f"--workdir={tmp_path}"],
+                             capture_output=True, text=True, env=env(), timeout=600)
+  assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+  written = json.loads((tmp_path / "eval.json").read_text())
+  assert written["task"] == "parity" and written["step"] == 3
+  assert sorted(written["per_length"]) == [str(n) for n in range(40, 45)]
+  mean = sum(r["scaled_accuracy"] for r in written["per_length"].values()) / 5
+  assert written["scaled_accuracy"] == pytest.approx(mean)
+  assert f"scaled accuracy {written['scaled_accuracy']:.3f}" in evaluated.stdout

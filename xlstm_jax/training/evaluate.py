@@ -38,11 +38,14 @@ def evaluate(eval_loss, params, val_ds, mesh, max_batches: int | None = None) ->
 
 
 def evaluate_workdir(workdir, corpus: str | None = None, max_batches: int | None = None) -> dict:
-  """Restores the newest good checkpoint of a run and evaluates it on the validation split.
+  """Restores the newest good checkpoint of a run and evaluates it.
 
-  The run's config.json (written by train.py) gives the model, data and mesh; `corpus`
-  replaces its data.corpus (the held-out split of that corpus is used, same seed and
-  fraction). Returns {"step", "eval_loss", "eval_perplexity", "eval_batches", "corpus"}.
+  The run's config.json (written by train.py) gives the model, data and mesh. A text run
+  is evaluated on its validation split (`corpus` replaces data.corpus; same seed and
+  fraction): {"step", "eval_loss", "eval_perplexity", "eval_accuracy", "eval_batches",
+  "corpus"}. A synthetic-task run (data.task) is evaluated at every test length
+  (data.test_lengths, data.test_examples each): {"step", "task", "accuracy",
+  "scaled_accuracy", "per_length", "test_lengths", "test_examples"}.
   """
   import json  # noqa: PLC0415
   import pathlib  # noqa: PLC0415
@@ -53,7 +56,7 @@ def evaluate_workdir(workdir, corpus: str | None = None, max_batches: int | None
   from xlstm_jax.data import load_tokenizer  # noqa: PLC0415
   from xlstm_jax.nn import LanguageModel, ModelConfig  # noqa: PLC0415
   from xlstm_jax.training.checkpoint import Checkpointer  # noqa: PLC0415
-  from xlstm_jax.training.data import datasets  # noqa: PLC0415
+  from xlstm_jax.training.data import datasets, task_of  # noqa: PLC0415
   from xlstm_jax.training.optimizer import OptimizerConfig, make_optimizer  # noqa: PLC0415
   from xlstm_jax.training.step import abstract_train_state  # noqa: PLC0415
 
@@ -68,10 +71,12 @@ def evaluate_workdir(workdir, corpus: str | None = None, max_batches: int | None
   model = LanguageModel(ModelConfig.from_dict(config.model))
   tx = make_optimizer(OptimizerConfig(num_steps=config.num_steps, **config.optimizer))
   mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
-  _, val_ds = datasets(config, load_tokenizer(config.data.tokenizer), mesh)
-  if val_ds is None:
-    raise ValueError(f"corpus {config.data.corpus!r} has no validation split (val_fraction="
-                     f"{config.data.val_fraction})")
+  task = task_of(config)
+  if task is None:
+    _, val_ds = datasets(config, load_tokenizer(config.data.tokenizer), mesh)
+    if val_ds is None:
+      raise ValueError(f"corpus {config.data.corpus!r} has no validation split (val_fraction="
+                       f"{config.data.val_fraction})")
   abstract, _ = abstract_train_state(model, tx, mesh, config.seq_len)
   ckpt = Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints, async_save=False)
   try:
@@ -81,5 +86,21 @@ def evaluate_workdir(workdir, corpus: str | None = None, max_batches: int | None
   if restored is None:
     raise ValueError(f"no checkpoint in {workdir / 'checkpoints'} restores")
   step, state, _ = restored
+  if task is not None:
+    return {"step": int(step), "task": config.data.task,
+            **_task_eval(model, state.params, task, config)}
   result = evaluate(make_eval_loss(model), state.params, val_ds, mesh, max_batches)
   return {"step": int(step), **result, "corpus": config.data.corpus}
+
+
+def _task_eval(model, params, task, config) -> dict:
+  """Accuracy over every test length of config.data.test_lengths (inclusive)."""
+  import sys  # noqa: PLC0415
+
+  from xlstm_jax.evaluation import length_accuracy  # noqa: PLC0415
+  lo, hi = config.data.test_lengths
+  logits_fn = jax.jit(lambda tokens: model.apply({"params": params}, tokens))
+  report = lambda i, n: sys.stderr.write(f"\rtest lengths {i}/{n}" + "\n" * (i == n))  # noqa: E731
+  result = length_accuracy(logits_fn, task, range(lo, hi + 1), config.data.test_examples,
+                           seed=config.seed + 2, progress=report)
+  return {**result, "test_lengths": [lo, hi], "test_examples": config.data.test_examples}
