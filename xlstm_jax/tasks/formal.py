@@ -17,6 +17,7 @@ names; `example` samples the input and calls it, and `decode` reads both back.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 
 import numpy as np
@@ -29,7 +30,7 @@ _BINARY = ("a", "b")
 _FIVE = ("a", "b", "c", "d", "e")
 
 
-class FormalTask:
+class FormalTask(abc.ABC):
   """Common encoding; a subclass sets `name`, `symbols`, `answer_symbols`, `answer`."""
 
   name: str = ""
@@ -43,9 +44,9 @@ class FormalTask:
     self._ids = {s: i for i, s in enumerate(self.vocab)}
     assert self._ids["PAD"] == PAD and len(self._ids) == self.vocab_size, self.vocab
 
+  @abc.abstractmethod
   def answer(self, symbols: Sequence[str]) -> tuple[str, ...]:
     """The answer string (names from `answer_symbols`) of the input `symbols`."""
-    raise NotImplementedError
 
   def sample(self, rng: np.random.Generator, length: int) -> list[str]:
     """A random input string; uniform over the alphabet unless a task says otherwise."""
