@@ -1,14 +1,25 @@
-"""Validation loss and perplexity of a model's parameters on a validation dataset."""
+"""Evaluation of a run: validation loss, perplexity and accuracy; synthetic-task accuracy per
+test length (evaluate_workdir, behind eval.py)."""
 
 from __future__ import annotations
 
+import json
 import math
+import pathlib
+import sys
 
 import jax
+import ml_collections
 import numpy as np
 
-from xlstm_jax.training.data import global_batch
-from xlstm_jax.training.step import accuracy, cross_entropy
+from xlstm_jax import sharding
+from xlstm_jax.data import load_tokenizer
+from xlstm_jax.evaluation import length_accuracy
+from xlstm_jax.nn import LanguageModel, ModelConfig
+from xlstm_jax.training.checkpoint import Checkpointer
+from xlstm_jax.training.data import datasets, global_batch, task_of
+from xlstm_jax.training.optimizer import OptimizerConfig, make_optimizer
+from xlstm_jax.training.step import abstract_train_state, accuracy, cross_entropy
 
 
 def make_eval_loss(model):
@@ -47,19 +58,6 @@ def evaluate_workdir(workdir, corpus: str | None = None, max_batches: int | None
   (data.test_lengths, data.test_examples each): {"step", "task", "accuracy",
   "scaled_accuracy", "per_length", "test_lengths", "test_examples"}.
   """
-  import json  # noqa: PLC0415
-  import pathlib  # noqa: PLC0415
-
-  import ml_collections  # noqa: PLC0415
-
-  from xlstm_jax import sharding  # noqa: PLC0415
-  from xlstm_jax.data import load_tokenizer  # noqa: PLC0415
-  from xlstm_jax.nn import LanguageModel, ModelConfig  # noqa: PLC0415
-  from xlstm_jax.training.checkpoint import Checkpointer  # noqa: PLC0415
-  from xlstm_jax.training.data import datasets, task_of  # noqa: PLC0415
-  from xlstm_jax.training.optimizer import OptimizerConfig, make_optimizer  # noqa: PLC0415
-  from xlstm_jax.training.step import abstract_train_state  # noqa: PLC0415
-
   workdir = pathlib.Path(workdir)
   config_path = workdir / "config.json"
   if not config_path.is_file():
@@ -95,9 +93,6 @@ def evaluate_workdir(workdir, corpus: str | None = None, max_batches: int | None
 
 def _task_eval(model, params, task, config) -> dict:
   """Accuracy over every test length of config.data.test_lengths (inclusive)."""
-  import sys  # noqa: PLC0415
-
-  from xlstm_jax.evaluation import length_accuracy  # noqa: PLC0415
   lo, hi = config.data.test_lengths
   logits_fn = jax.jit(lambda tokens: model.apply({"params": params}, tokens))
   report = lambda i, n: sys.stderr.write(f"\rtest lengths {i}/{n}" + "\n" * (i == n))  # noqa: E731
