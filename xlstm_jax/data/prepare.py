@@ -19,7 +19,9 @@ import argparse
 import json
 import pathlib
 
+import grain
 import numpy as np
+from array_record.python.array_record_module import ArrayRecordWriter
 
 from xlstm_jax.data.corpus import load_documents
 from xlstm_jax.data.pipeline import KEYS, pack, split_documents
@@ -36,7 +38,6 @@ def is_prepared(spec: str) -> bool:
 
 
 def _write_split(out: pathlib.Path, split: str, examples: dict, num_shards: int) -> None:
-  from array_record.python.array_record_module import ArrayRecordWriter  # noqa: PLC0415
   records = np.concatenate([examples["inputs"], examples["targets"][:, -1:],
                             examples["segment_ids"]], axis=1).astype(np.int32)
   for shard, part in enumerate(np.array_split(records, num_shards)):
@@ -73,7 +74,6 @@ class PackedRecords:
   """A prepared split as a random-access source: records[i] -> {inputs, targets, segment_ids}."""
 
   def __init__(self, paths: list[str], seq_len: int):
-    import grain  # noqa: PLC0415
     self.source = grain.sources.ArrayRecordDataSource(paths)
     self.seq_len = seq_len
 
