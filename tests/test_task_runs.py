@@ -9,15 +9,20 @@ import pytest
 from test_train_entry import ROOT, env, metrics, train
 from xlstm_jax import presets
 from xlstm_jax.nn import ModelConfig
-from xlstm_jax.tasks import FORMAL_TASKS, make_task
+from xlstm_jax.tasks import FORMAL_TASKS, TaskSource, make_task
+from xlstm_jax.training.data import sources
 
 
-def _formal_config(arg):
+def _config(name, arg):
   import importlib.util  # noqa: PLC0415
-  spec = importlib.util.spec_from_file_location("formal_config", ROOT / "configs" / "formal.py")
+  spec = importlib.util.spec_from_file_location(f"{name}_config", ROOT / "configs" / f"{name}.py")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config(arg)
+
+
+def _formal_config(arg):
+  return _config("formal", arg)
 
 
 def test_model_families():
@@ -48,6 +53,39 @@ def test_formal_config_options_and_errors():
     make_task("nope")
   with pytest.raises(ValueError, match="takes no parameters"):
     make_task("parity", num_pairs=3)
+
+
+def test_recall_configs_build_their_tasks():
+  c = _config("mqar", "model=lstm,context=48,pairs=4")
+  assert (c.data.task, c.model.slstm_cell, c.seq_len) == ("mqar", "lstm", 48)
+  assert dict(c.data.task_kwargs) == {"num_pairs": 4, "num_keys": 64, "num_values": 64}
+  assert tuple(c.data.train_lengths) == tuple(c.data.test_lengths) == (48, 48)
+  train_src, val_src = sources(c, tokenizer=None)
+  ex = train_src[0]
+  assert ex["inputs"].shape == (48,) and ex["mask"].sum() == 4   # every key queried once
+  assert c.model.vocab_size == make_task("mqar", **c.data.task_kwargs).vocab_size
+  r = _config("revision", "model=slstm,igate=sigmoid")
+  assert (r.data.task, r.model.igate, r.seq_len) == ("revision", "sigmoid", 72)  # 2*32+1 -> 72
+  assert sources(r, tokenizer=None)[1][0]["mask"].sum() == 1   # scored only at QUERY
+  with pytest.raises(ValueError, match="igate='tanh' must be exp or sigmoid"):
+    _config("revision", "igate=tanh")
+  with pytest.raises(ValueError, match="context='long' is not a int"):
+    _config("mqar", "context=long")
+  with pytest.raises(ValueError, match="MQAR length=8 too short"):
+    sources(_config("mqar", "context=8,pairs=4"), tokenizer=None)
+
+
+def test_length_curriculum_ramps_the_longest_size():
+  task = FORMAL_TASKS["parity"]
+  src = TaskSource(task, num_examples=1000, lengths=(3, 40), seq_len=48, curriculum=0.5)
+  sizes = [int(src[i]["mask"].argmax()) for i in range(1000)]   # SEP sits after the input
+  assert max(sizes[:50]) <= 3 + round(37 * 50 / 500) and min(sizes) >= 3
+  assert max(sizes[500:]) == 40 and max(sizes[:250]) <= 3 + round(37 * 250 / 500)
+  assert [int(src[i]["mask"].argmax()) for i in range(1000)] == sizes   # seeded per index
+  plain = TaskSource(task, num_examples=1000, lengths=(3, 40), seq_len=48)
+  assert max(int(plain[i]["mask"].argmax()) for i in range(50)) > 20
+  with pytest.raises(ValueError, match="curriculum=1.5 must be a fraction"):
+    TaskSource(task, 10, (3, 40), 48, curriculum=1.5)
 
 
 def test_formal_task_pulse(tmp_path):

@@ -7,6 +7,11 @@ Example i is generated from its own generator, seeded by (seed, i), so any examp
 made in any order on any host (what grain's shuffling and per-host reads need) and the
 same config always gives the same data. Its size is drawn uniformly from `lengths`
 (inclusive) and it is right-padded with PAD (mask False) to `seq_len`.
+
+With `curriculum=c > 0` the largest size grows with the index: example i draws from
+[low, low + (high - low) * min(1, i / (c * num_examples))], so read in index order (the
+training data of a task run is; examples are independent draws, nothing to shuffle)
+the first fraction c of training ramps from the shortest strings to the full range.
 """
 
 from __future__ import annotations
@@ -29,13 +34,16 @@ class TaskSource:
   """`num_examples` examples of `task` with sizes in `lengths`, padded to `seq_len`."""
 
   def __init__(self, task: Task, num_examples: int, lengths: tuple[int, int], seq_len: int,
-               seed: int = 0):
+               seed: int = 0, curriculum: float = 0.0):
     lo, hi = lengths
     if not 1 <= lo <= hi:
       raise ValueError(f"lengths={lengths} must satisfy 1 <= low <= high")
     if num_examples < 1:
       raise ValueError(f"num_examples={num_examples} must be >= 1")
+    if not 0.0 <= curriculum <= 1.0:
+      raise ValueError(f"curriculum={curriculum} must be a fraction of the examples in [0, 1]")
     self.task, self.num_examples, self.lengths = task, num_examples, (lo, hi)
+    self.curriculum = curriculum
     self.seq_len, self.seed = seq_len, seed
     longest = len(task.example(np.random.default_rng(0), hi)["inputs"])
     if longest > seq_len:
@@ -49,5 +57,8 @@ class TaskSource:
     if not 0 <= i < self.num_examples:
       raise IndexError(f"example {i} outside [0, {self.num_examples})")
     rng = np.random.default_rng([self.seed, i])
-    length = int(rng.integers(self.lengths[0], self.lengths[1] + 1))
+    lo, hi = self.lengths
+    if self.curriculum > 0:
+      hi = lo + round((hi - lo) * min(1.0, i / (self.curriculum * self.num_examples)))
+    length = int(rng.integers(lo, hi + 1))
     return pad_example(self.task.example(rng, length), self.seq_len)

@@ -52,7 +52,8 @@ def _task_sources(config, task) -> tuple:
   d = config.data
   accum = config.optimizer.get("grad_accum_steps", 1)
   train = TaskSource(task, config.num_steps * config.batch_size * accum,
-                     tuple(d.train_lengths), config.seq_len, seed=config.seed)
+                     tuple(d.train_lengths), config.seq_len, seed=config.seed,
+                     curriculum=d.get("curriculum", 0.0))
   val = TaskSource(task, max(config.eval_batches, 1) * config.batch_size, tuple(d.val_lengths),
                    config.seq_len, seed=config.seed + 1)  # other seeds: unseen examples
   return train, val
@@ -87,7 +88,9 @@ def datasets(config, tokenizer, mesh: Mesh) -> tuple:
   """(train, val or None) grain datasets yielding this host's rows of each global batch."""
   train_src, val_src = sources(config, tokenizer)
   rows = host_rows(mesh, config.batch_size, config.seq_len)
-  train = data_lib.make_dataset(train_src, config.batch_size, seed=config.seed, rows=rows)
+  # task examples are independent draws: read in order, so a length curriculum holds
+  train = data_lib.make_dataset(train_src, config.batch_size, seed=config.seed, rows=rows,
+                                shuffle=task_of(config) is None)
   val = None
   if val_src is not None and config.eval_every:
     if len(val_src) < config.batch_size:

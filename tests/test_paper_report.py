@@ -1,0 +1,94 @@
+"""The paper-reproduction runner and report: runs are skipped once evaluated, and each
+finding's verdict follows from the numbers in the runs' eval.json files."""
+
+import json
+import subprocess
+import sys
+
+from test_task_runs import _config
+from test_train_entry import ROOT
+from xlstm_jax.evaluation import paper
+from xlstm_jax.evaluation.paper import Run
+from xlstm_jax.evaluation.paper_report import write_report
+
+
+def _fake_run(runs_dir, run, config, result):
+  workdir = runs_dir / run.table / run.name
+  workdir.mkdir(parents=True)
+  (workdir / "config.json").write_text(json.dumps(config.to_dict()))
+  (workdir / "eval.json").write_text(json.dumps(result))
+
+
+def _task_result(scaled, lengths=(2, 3, 4)):
+  return {"step": 10, "accuracy": 0.5, "scaled_accuracy": scaled,
+          "per_length": {str(n): {"accuracy": 0.5, "scaled_accuracy": scaled} for n in lengths}}
+
+
+def _extrapolation_result(ratios):
+  factors = {str(f): {"perplexity": 4.0 * r, "bucket_perplexity": [4.0 * r] * f,
+                      "sequences": 16 // f, "ratio_to_1x": r, "last_bucket_ratio_to_1x": r}
+             for f, r in ratios.items()}
+  return {"step": 10, "extrapolation": {"context": 64, "tolerance": 0.1, "factors": factors}}
+
+
+def test_verdicts_follow_the_numbers(tmp_path):
+  tables = {t: runs for t, runs in paper.experiments().items() if t != "formal"}
+  revision_scores = {"mlstm_exp": 0.95, "mlstm_sigmoid": 0.2, "slstm_exp": 0.97,
+                     "lstm_sigmoid": 0.6}   # the LSTM reaches 0.6: not reproduced
+  for run in tables["revision"]:
+    model, gate = run.name.split("_")
+    _fake_run(tmp_path, run, _config("revision", f"model={model},igate={gate}"),
+              _task_result(revision_scores[run.name]))
+  for run, scaled in zip(tables["mqar"][:2], (0.9, 0.3)):     # xlstm11 0.9, lstm 0.3
+    _fake_run(tmp_path, run, _config("mqar", f"model={run.name}"), _task_result(scaled, (64,)))
+  text_config = _config("default", None)
+  _fake_run(tmp_path, tables["extrapolation"][0], text_config,
+            _extrapolation_result({1: 1.0, 2: 1.02, 4: 1.05, 8: 1.08, 16: 1.2}))
+  _fake_run(tmp_path, tables["extrapolation"][1], text_config,
+            _extrapolation_result({1: 1.0, 2: 1.3, 4: 2.0, 8: 3.0, 16: 4.0}))
+  report = write_report(tmp_path, tmp_path / "out", tables).read_text()
+  verdict = {line.split("|")[1].split(":")[0].strip(): line.split("|")[2].strip()
+             for line in report.splitlines() if line.startswith("| ") and "**" in line}
+  assert verdict == {"MQAR": "**reproduced**", "Revision": "**not reproduced**",
+                     "Extrapolation": "**reproduced**"}
+  assert "| xLSTM[1:0] | sigmoid | 0.200 |" in report
+  assert "`mqar/mlstm`, `mqar/llama`" in report          # unfinished runs are named
+  assert "| Llama (C=64) | 4.000 (1.00x) |" in report
+  for png in ("revision.png", "extrapolation.png"):
+    assert (tmp_path / "out" / png).stat().st_size > 1000 and f"({png})" in report
+
+
+def test_formal_findings_need_every_run(tmp_path):
+  tables = {"formal": paper.experiments()["formal"]}
+  for run in tables["formal"]:
+    task, family = run.name.rsplit("_", 1)
+    if task == "parity":
+      good = family in ("slstm", "xlstm11", "lstm")
+      _fake_run(tmp_path, run, _config("formal", f"task={task},model={family}"),
+                _task_result(0.95 if good else 0.1, (40, 41)))
+  report = write_report(tmp_path, tmp_path / "out", tables).read_text()
+  assert "Verdict: **not run yet**." in report     # modular arithmetic is missing
+  assert "| parity | 0.950 | 0.950 | 0.100 | 0.100 | 0.950 |" in report
+  assert "| modular_arithmetic | - | - | - | - | - |" in report
+
+
+def test_run_one_trains_evaluates_then_skips(tmp_path):
+  run = Run("revision", "tiny", "configs/revision.py:model=mlstm,igate=exp",
+            ("--config.num_steps=2", "--config.batch_size=8", "--config.log_every=1",
+             "--config.optimizer.warmup_steps=1",
+             "--config.eval_every=0", "--config.data.test_lengths=(2,3)",
+             "--config.data.test_examples=4"))
+  assert paper.run_one(run, tmp_path).startswith("revision/tiny: done in")
+  result = json.loads((tmp_path / "revision" / "tiny" / "eval.json").read_text())
+  assert result["step"] == 2 and sorted(result["per_length"]) == ["2", "3"]
+  assert paper.run_one(run, tmp_path) == "revision/tiny: done before"
+  bad = Run("revision", "bad", "configs/revision.py:igate=tanh")
+  assert "FAILED" in paper.run_one(bad, tmp_path)
+  assert "igate='tanh' must be exp or sigmoid" in (tmp_path / "revision" / "bad" /
+                                                   "run.log").read_text()
+
+
+def test_unknown_table_is_an_error(tmp_path):
+  out = subprocess.run([sys.executable, "-m", "xlstm_jax.evaluation.paper", "--tables=nope",
+                        f"--runs={tmp_path}"], capture_output=True, text=True, cwd=ROOT)
+  assert out.returncode == 2 and "unknown tables ['nope']" in out.stderr

@@ -1,0 +1,123 @@
+"""PNG figures of evaluation results (matplotlib, no pyplot: the caller's backend is untouched).
+
+  plot_extrapolation(result, "runs/x/extrapolation.png")       # one model, every factor
+  plot_extrapolation_models({"xLSTM": a, "Llama": b}, "ppl_vs_position.png")
+  plot_length_accuracy({"sLSTM": eval_a, "Llama": eval_b}, "parity.png", title="parity")
+
+`result` is an `extrapolation_curve` result and an eval result is what eval.py writes for a
+synthetic-task run (its "per_length"); both may come straight from JSON (string keys).
+Each function writes the PNG (making its folder) and returns its path.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+from matplotlib.figure import Figure
+
+
+def _by_int_key(d: dict) -> list[tuple[int, object]]:
+  """Items of a dict whose keys are ints or their JSON strings, in numeric order."""
+  return sorted(((int(k), v) for k, v in d.items()), key=lambda kv: kv[0])
+
+
+def _positions(context: int, buckets: int) -> list[float]:
+  """Bucket midpoints in tokens: bucket b spans positions [b*C, (b+1)*C)."""
+  return [(b + 0.5) * context for b in range(buckets)]
+
+
+def _save(fig: Figure, path) -> pathlib.Path:
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(path, dpi=120)
+  return path
+
+
+def plot_extrapolation(result: dict, path, log_x: bool = True,
+                       title: str | None = None) -> pathlib.Path:
+  """Perplexity per position bucket, one line per factor, with the training context C (a
+  vertical line) and 1 + tolerance times the 1x perplexity (a horizontal line)."""
+  C = int(result["context"])
+  fig = Figure(figsize=(7, 4.5), layout="constrained")
+  ax = fig.add_subplot()
+  for f, r in _by_int_key(result["factors"]):
+    ppl = r["bucket_perplexity"]
+    ax.plot(_positions(C, len(ppl)), ppl, marker="o", markersize=3,
+            label=f"{f}x ({f * C} tokens): {r['perplexity']:.3g}")
+  base = _by_int_key(result["factors"])[0][1]["perplexity"]
+  tol = float(result.get("tolerance", 0.1))
+  ax.axvline(C, color="gray", linestyle="--", linewidth=1, label=f"training context {C}")
+  ax.axhline(base * (1 + tol), color="gray", linestyle=":", linewidth=1,
+             label=f"1x perplexity + {tol:.0%}")
+  if log_x:
+    ax.set_xscale("log", base=2)
+  ax.set_xlabel("position in the sequence (tokens, bucket midpoints)")
+  ax.set_ylabel(f"perplexity per bucket of {C} positions")
+  ax.set_title(title or f"length extrapolation, trained at context {C}")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  return _save(fig, path)
+
+
+def plot_extrapolation_models(results: dict[str, dict], path, factor: int | None = None,
+                              log_x: bool = True, title: str | None = None) -> pathlib.Path:
+  """Perplexity per position bucket of several models (label -> extrapolation result) at
+  one `factor` (default: the largest factor every result has), as in the xLSTM paper's
+  extrapolation figure."""
+  if not results:
+    raise ValueError("results is empty: give at least one label -> extrapolation result")
+  common = set.intersection(*({int(f) for f in r["factors"]} for r in results.values()))
+  factor = max(common) if factor is None else int(factor)
+  if factor not in common:
+    raise ValueError(f"factor={factor} is not in every result; common factors: "
+                     f"{sorted(common)}")
+  fig = Figure(figsize=(7, 4.5), layout="constrained")
+  ax = fig.add_subplot()
+  contexts = set()
+  for label, r in results.items():
+    C = int(r["context"])
+    contexts.add(C)
+    ppl = dict(_by_int_key(r["factors"]))[factor]["bucket_perplexity"]
+    ax.plot(_positions(C, len(ppl)), ppl, marker="o", markersize=3, label=label)
+  for C in sorted(contexts):
+    ax.axvline(C, color="gray", linestyle="--", linewidth=1)
+  if log_x:
+    ax.set_xscale("log", base=2)
+  ax.set_xlabel("position in the sequence (tokens, bucket midpoints; dashed: training context)")
+  ax.set_ylabel("perplexity per bucket")
+  ax.set_title(title or f"perplexity at {factor}x the training context")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  return _save(fig, path)
+
+
+def plot_length_accuracy(results: dict[str, dict], path, title: str | None = None,
+                         train_range: tuple[int, int] | None = None) -> pathlib.Path:
+  """Scaled accuracy (0 chance, 1 perfect) against test length, one line per model
+  (label -> eval result with "per_length"), the training lengths shaded (`train_range`, or
+  the first result's "train_lengths")."""
+  if not results:
+    raise ValueError("results is empty: give at least one label -> eval result")
+  fig = Figure(figsize=(7, 4.5), layout="constrained")
+  ax = fig.add_subplot()
+  for label, r in results.items():
+    if "per_length" not in r:
+      raise ValueError(f"result {label!r} has no 'per_length' (keys {sorted(r)}); is it the "
+                       "eval of a synthetic-task run?")
+    items = _by_int_key(r["per_length"])
+    ax.plot([L for L, _ in items], [a["scaled_accuracy"] for _, a in items],
+            label=f"{label}: {r.get('scaled_accuracy', float('nan')):.3f}")
+  if train_range is None:
+    train_range = next((r["train_lengths"] for r in results.values() if "train_lengths" in r),
+                       None)
+  if train_range is not None:
+    lo, hi = train_range
+    ax.axvspan(lo, hi, color="gray", alpha=0.15, label=f"training lengths {lo}..{hi}")
+  ax.axhline(0.0, color="gray", linewidth=0.8)
+  ax.axhline(1.0, color="gray", linewidth=0.8, linestyle=":")
+  ax.set_xlabel("sequence length")
+  ax.set_ylabel("scaled accuracy (0 chance, 1 perfect)")
+  ax.set_title(title or "accuracy per test length")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  return _save(fig, path)
