@@ -19,11 +19,10 @@ import concurrent.futures
 import dataclasses
 import json
 import pathlib
-import subprocess
-import sys
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from xlstm_jax.scaling.sweep import train_and_eval
+
 FORMAL_FAMILIES = ("slstm", "xlstm11", "mlstm", "llama")
 LABELS = {"slstm": "xLSTM[0:1]", "xlstm11": "xLSTM[1:1]", "mlstm": "xLSTM[1:0]",
           "llama": "Llama", "lstm": "LSTM"}
@@ -64,16 +63,10 @@ def run_one(run: Run, runs_dir: pathlib.Path) -> str:
   workdir = runs_dir / run.table / run.name
   if (workdir / "eval.json").is_file():
     return f"{run.table}/{run.name}: done before"
-  workdir.mkdir(parents=True, exist_ok=True)
   start = time.time()
-  with open(workdir / "run.log", "a") as log:
-    for cmd in ([sys.executable, "train.py", f"--config={run.config}", f"--workdir={workdir}",
-                 *run.overrides],
-                [sys.executable, "eval.py", f"--workdir={workdir}", *run.eval_args]):
-      log.write(f"$ {' '.join(cmd)}\n")
-      log.flush()
-      if subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode:
-        return f"{run.table}/{run.name}: FAILED, see {workdir / 'run.log'}"
+  error = train_and_eval(workdir, run.config, list(run.overrides), list(run.eval_args))
+  if error:
+    return f"{run.table}/{run.name}: FAILED, {error}"
   return f"{run.table}/{run.name}: done in {(time.time() - start) / 60:.1f} min"
 
 

@@ -1,0 +1,213 @@
+"""Sweeps: a grid of train.py runs, run here one after another or on a Slurm cluster.
+
+  python -m xlstm_jax.scaling.sweep configs/sweeps/ladder.py --root=runs/ladder          # run
+  python -m xlstm_jax.scaling.sweep configs/sweeps/ladder.py --root=runs/ladder --list   # plan
+  python -m xlstm_jax.scaling.sweep configs/sweeps/ladder.py --root=runs/ladder --slurm
+  python -m xlstm_jax.scaling.sweep configs/sweeps/ladder.py --root=runs/ladder --index=3
+
+A sweep file defines `get_sweep()` -> {"config": "configs/<file>[:arg]", "runs": [dict of
+overrides, ...]} (see configs/sweeps/); a run's optional "config" key replaces the sweep's
+config for that run (e.g. the Llama baseline's preset), and an optional "name_keys" list
+says which overrides name the runs (default: all). Each run gets its own workdir
+ROOT/<name>, the name spelled from its config argument and those overrides, so the same sweep always maps to the same directories: a run
+with a result.json is done and skipped, an interrupted one resumes from its checkpoint
+(train.py resumes), so running the sweep again finishes what is missing. `--slurm` writes
+ROOT/sweep.sbatch, an array job whose task i runs `--index=i`; `--list` prints one command
+per run. Every finished run adds a line to ROOT/results.jsonl (rewritten from the
+result.json files): name, overrides, model (arch and block types), params (all and
+without the embedding), tokens, flops (counted from the jaxpr, scaling/count.py, and the
+6 N estimate) and the final validation loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import itertools
+import json
+import math
+import pathlib
+import re
+import subprocess
+import sys
+
+ROOT_DIR = pathlib.Path(__file__).resolve().parents[2]
+
+
+def grid(**axes) -> list[dict]:
+  """Every combination of the axes' values: grid(a=[1, 2], b=[3]) -> [{a:1,b:3}, {a:2,b:3}]."""
+  keys = list(axes)
+  return [dict(zip(keys, values)) for values in itertools.product(*axes.values())]
+
+
+def run_name(overrides: dict, config: str | None = None) -> str:
+  """A directory name spelled from the config's argument (after the colon) and the
+  overrides, in their order: ("configs/default.py:llama_tiny", {"model.embedding_dim": 64})
+  -> "llama_tiny__embedding_dim=64"; a tuple is spelled 0-1-2 ("none" when empty); other
+  characters than letters, digits and ._=- become "-"."""
+  def spell(v):
+    return "-".join(map(str, v)) or "none" if isinstance(v, (tuple, list)) else str(v)
+  parts = [config.partition(":")[2]] if config and ":" in config else []
+  parts += [f"{k.split('.')[-1]}={spell(v)}" for k, v in overrides.items()]
+  return re.sub(r"[^A-Za-z0-9._=-]", "-", "__".join(parts)) or "base"
+
+
+def load_sweep(path) -> dict:
+  """{"config", "runs": [{"name", "overrides"}]} of a sweep file; ValueError if malformed."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise ValueError(f"sweep file {path} does not exist")
+  spec = importlib.util.spec_from_file_location(f"sweep_{path.stem}", path)
+  module = importlib.util.module_from_spec(spec)
+  sys.path.insert(0, str(ROOT_DIR))  # sweep files may import configs.*
+  try:
+    spec.loader.exec_module(module)
+  finally:
+    sys.path.remove(str(ROOT_DIR))
+  sweep = module.get_sweep()
+  if not isinstance(sweep, dict) or not {"config", "runs"} <= set(sweep) <= {
+      "config", "runs", "name_keys"}:
+    raise ValueError(f"{path}: get_sweep() must return {{'config': ..., 'runs': [...]}} "
+                     f"(+ optional 'name_keys'), got "
+                     f"{type(sweep).__name__} {sorted(sweep) if isinstance(sweep, dict) else ''}")
+  runs = []
+  for entry in sweep["runs"]:
+    overrides = {k: v for k, v in entry.items() if k != "config"}
+    named = {k: v for k, v in overrides.items() if k in sweep.get("name_keys", overrides)}
+    config = entry.get("config")
+    runs.append({"name": run_name(named, config), "overrides": overrides,
+                 "config": config or sweep["config"]})
+  names = [r["name"] for r in runs]
+  if len(set(names)) != len(names):
+    dup = sorted({n for n in names if names.count(n) > 1})
+    raise ValueError(f"{path}: runs {dup} appear more than once")
+  if not runs:
+    raise ValueError(f"{path}: the sweep has no runs")
+  return {"config": sweep["config"], "runs": runs}
+
+
+def _flag(key: str, value) -> str:
+  if isinstance(value, (tuple, list)):
+    value = "(" + ",".join(str(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+  return f"--config.{key}={value}"
+
+
+def train_and_eval(workdir: pathlib.Path, config: str, flags: list[str],
+                   eval_flags: list[str] = ()) -> str | None:
+  """train.py (resuming if the workdir has checkpoints) then eval.py, logging to
+  WORKDIR/run.log; None on success, else the failing step and where its log is."""
+  workdir.mkdir(parents=True, exist_ok=True)
+  with open(workdir / "run.log", "a") as log:
+    for cmd in ([sys.executable, "train.py", f"--config={config}", f"--workdir={workdir}",
+                 *flags],
+                [sys.executable, "eval.py", f"--workdir={workdir}", *eval_flags]):
+      log.write(f"$ {' '.join(cmd)}\n")
+      log.flush()
+      if subprocess.run(cmd, cwd=ROOT_DIR, stdout=log, stderr=subprocess.STDOUT).returncode:
+        return f"{pathlib.Path(cmd[1]).name} failed, see {workdir / 'run.log'}"
+  return None
+
+
+def result_of(workdir: pathlib.Path, name: str, overrides: dict) -> dict:
+  """The results.jsonl line of a finished run, from its config.json and eval.json."""
+  from xlstm_jax.nn import ModelConfig  # noqa: PLC0415 (listing a sweep needs no jax)
+  from xlstm_jax.scaling import count_params, train_flops_per_token  # noqa: PLC0415
+  from xlstm_jax.scaling.count import model_flops  # noqa: PLC0415
+  config = json.loads((workdir / "config.json").read_text())
+  evaluation = json.loads((workdir / "eval.json").read_text())
+  cfg = ModelConfig.from_dict(config["model"])
+  seq_len = config["seq_len"]
+  tokens = config["num_steps"] * config["batch_size"] * seq_len * config["optimizer"].get(
+      "grad_accum_steps", 1)
+  params = count_params(cfg)
+  return {"name": name, "overrides": overrides,
+          "model": {"arch": cfg.arch, "blocks": "".join(t[0] for t in cfg.block_types)},
+          "params": params, "params_non_embedding": params - cfg.vocab_size * cfg.embedding_dim,
+          "tokens": tokens, "flops": model_flops(cfg, seq_len)["total"] * tokens,
+          "flops_6n": train_flops_per_token(cfg, seq_len) * tokens,
+          "loss": evaluation["eval_loss"], "step": evaluation["step"]}
+
+
+def run_one(sweep: dict, index: int, root: pathlib.Path, eval_batches: int = 0) -> str:
+  """Runs sweep run `index` unless done; a status line."""
+  if not 0 <= index < len(sweep["runs"]):
+    raise ValueError(f"--index={index} is outside the sweep's {len(sweep['runs'])} runs")
+  run = sweep["runs"][index]
+  workdir = root / run["name"]
+  if (workdir / "result.json").is_file():
+    return f"{run['name']}: done before"
+  eval_flags = [f"--batches={eval_batches}"] if eval_batches else []
+  error = train_and_eval(workdir, run["config"],
+                         [_flag(k, v) for k, v in run["overrides"].items()], eval_flags)
+  if error:
+    return f"{run['name']}: {error}"
+  result = result_of(workdir, run["name"], run["overrides"])
+  (workdir / "result.json").write_text(json.dumps(result) + "\n")
+  return f"{run['name']}: loss {result['loss']:.4f}, {result['params']:,} params"
+
+
+def collect(sweep: dict, root: pathlib.Path) -> pathlib.Path:
+  """Writes ROOT/results.jsonl from the finished runs' result.json files, in sweep order."""
+  lines = [(root / r["name"] / "result.json").read_text().strip() for r in sweep["runs"]
+           if (root / r["name"] / "result.json").is_file()]
+  path = root / "results.jsonl"
+  root.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_suffix(f".tmp{id(lines)}")  # concurrent array tasks: replace atomically
+  tmp.write_text("".join(line + "\n" for line in lines))
+  tmp.replace(path)
+  return path
+
+
+def slurm_script(sweep_path, sweep: dict, root: pathlib.Path, eval_batches: int = 0) -> str:
+  """An sbatch array script: task i runs sweep run i (resources are left to the cluster)."""
+  n = len(sweep["runs"])
+  extra = f" --eval_batches={eval_batches}" if eval_batches else ""
+  return "\n".join([
+      "#!/bin/bash",
+      f"#SBATCH --job-name=sweep-{pathlib.Path(sweep_path).stem}",
+      f"#SBATCH --array=0-{n - 1}",
+      f"#SBATCH --output={root}/slurm-%A_%a.out",
+      "# add your partition, GPUs and time limit here",
+      f"cd {ROOT_DIR}",
+      f"{sys.executable} -m xlstm_jax.scaling.sweep {pathlib.Path(sweep_path).resolve()} "
+      f"--root={root} --index=$SLURM_ARRAY_TASK_ID{extra}", ""])
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("sweep", help="a sweep file (configs/sweeps/*.py)")
+  parser.add_argument("--root", required=True, help="directory holding one workdir per run")
+  parser.add_argument("--list", action="store_true", help="print one command per run, run none")
+  parser.add_argument("--slurm", action="store_true", help="write ROOT/sweep.sbatch, run none")
+  parser.add_argument("--index", type=int, default=None, help="run only this run (0-based)")
+  parser.add_argument("--eval_batches", type=int, default=0,
+                      help="validation batches of the final eval (0: all)")
+  args = parser.parse_args(argv)
+  try:
+    sweep = load_sweep(args.sweep)
+  except ValueError as err:
+    parser.error(str(err))
+  root = pathlib.Path(args.root).resolve()
+  runs = sweep["runs"]
+  if args.list:
+    for i, r in enumerate(runs):
+      print(f"{sys.executable} -m xlstm_jax.scaling.sweep {args.sweep} --root={root} "
+            f"--index={i}   # {r['name']}")
+    return
+  if args.slurm:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "sweep.sbatch").write_text(slurm_script(args.sweep, sweep, root, args.eval_batches))
+    print(f"wrote {root / 'sweep.sbatch'} ({len(runs)} array tasks); submit: sbatch "
+          f"{root / 'sweep.sbatch'}")
+    return
+  indices = range(len(runs)) if args.index is None else [args.index]
+  width = int(math.log10(len(runs))) + 1
+  for done, i in enumerate(indices, start=1):
+    print(f"[{done:>{width}}/{len(indices)}] {run_one(sweep, i, root, args.eval_batches)}",
+          flush=True)
+  print(f"wrote {collect(sweep, root)}")
+
+
+if __name__ == "__main__":
+  main()
