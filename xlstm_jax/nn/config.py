@@ -21,6 +21,7 @@ ARCHS = ("xlstm", "large", "llama")
 MLSTM_BACKENDS = ("auto", "recurrent", "parallel", "chunkwise", "pallas")
 SLSTM_CELLS = ("slstm", "lstm")
 FFN_ACTS = ("gelu", "silu", "relu")
+GATE_MODES = ("learned", "bias", "fixed")
 DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -60,6 +61,9 @@ class ModelConfig:
   normalizer: str = "max"            # max | abs | none
   stabilize: bool = True             # stabilizer state m on/off
   gate_soft_cap: float | None = None  # cap * tanh(x / cap) on gate pre-activations (15 in 7B)
+  igate_mode: str = "learned"        # xlstm arch, input gate: learned (input-dependent + bias)
+                                     # | bias (a learnable bias only) | fixed (its init, frozen)
+  fgate_mode: str = "learned"        # the same for the forget gate (the paper's Table 2 rows)
   # head
   tie_embeddings: bool = False       # LM head reuses the embedding matrix
   logit_soft_cap: float | None = None  # cap * tanh(logits / cap) (30 in 7B)
@@ -102,6 +106,11 @@ class ModelConfig:
     check(self.logit_soft_cap is None or self.logit_soft_cap > 0,
           f"logit_soft_cap={self.logit_soft_cap!r} must be None or > 0")
     self.gate_options  # validates the gate knobs
+    for name in ("igate_mode", "fgate_mode"):
+      mode = getattr(self, name)
+      check(mode in GATE_MODES, f"{name}={mode!r} is not one of {GATE_MODES}")
+      check(mode == "learned" or self.arch == "xlstm",
+            f"{name}={mode!r} needs arch='xlstm' (the ablation blocks), not {self.arch!r}")
     E, H = self.embedding_dim, self.num_heads
     if self.arch == "xlstm":
       inner = self.mlstm_inner_dim

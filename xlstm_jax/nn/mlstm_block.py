@@ -88,11 +88,9 @@ class MLSTMBlock(nn.Module):
                                               use_bias=cfg.use_bias, name=name, **kw)
     q, k, v = proj("q")(x_c), proj("k")(x_c), proj("v")(x_m)
     gate_in = jnp.concatenate([q, k, v], axis=-1)
-    i = layers.Dense(H, ("mlp", "heads"), nn.initializers.zeros,
-                     layers.constant_normal_init(cfg.igate_bias_init, 0.1), use_bias=True,
-                     name="igate", **kw)(gate_in)
-    f = layers.Dense(H, ("mlp", "heads"), nn.initializers.zeros, layers.linspace_init(3.0, 6.0),
-                     use_bias=True, name="fgate", **kw)(gate_in)
+    i = self._gate("igate", cfg.igate_mode, layers.constant_normal_init(cfg.igate_bias_init, 0.1),
+                   gate_in)
+    f = self._gate("fgate", cfg.fgate_mode, layers.linspace_init(3.0, 6.0), gate_in)
     h_cell, new_state["cell"] = run_mlstm_cell(cfg, q, k, v, i, f, state["cell"])
     h_norm = layers.MultiHeadNorm("layer", 1e-5, residual_scale=True, param_dtype=pdt,
                                   name="outnorm")(h_cell)
@@ -101,6 +99,19 @@ class MLSTMBlock(nn.Module):
     y = layers.Dense(E, ("mlp", "embed"), layers.wang_init(E, cfg.num_blocks),
                      use_bias=cfg.use_bias, name="proj_down", **kw)(h)
     return x + y.astype(x.dtype), new_state
+
+  def _gate(self, name: str, mode: str, bias_init, gate_in):
+    """A gate's pre-activations [B, T, H]: learned (a linear map of [q, k, v] + bias), bias
+    (a learnable bias, the same at every step) or fixed (that bias frozen at its init)."""
+    cfg = self.cfg
+    H = cfg.num_heads
+    if mode == "learned":
+      return layers.Dense(H, ("mlp", "heads"), nn.initializers.zeros, bias_init, use_bias=True,
+                          name=name, dtype=cfg.jnp_dtype, param_dtype=cfg.jnp_param_dtype)(gate_in)
+    bias = layers.param(self, f"{name}_bias", bias_init, (H,), ("heads",), cfg.jnp_param_dtype)
+    if mode == "fixed":
+      bias = jax.lax.stop_gradient(bias)
+    return jnp.broadcast_to(bias.astype(cfg.jnp_dtype), (*gate_in.shape[:-1], H))
 
 
 class LargeBlock(nn.Module):

@@ -3,7 +3,8 @@
 LayerNorm -> causal conv + SiLU feeding the i, f gates -> block-diagonal gate projections
 -> sLSTM cell (block-diagonal recurrent matrix R) -> per-head norm -> residual;
 LayerNorm -> gated FFN (GeLU, factor 4/3) -> residual. `slstm_cell="lstm"` swaps in the
-classic sigmoid LSTM, `memory_mixing=False` fixes R = 0.
+classic sigmoid LSTM, `memory_mixing=False` fixes R = 0; `igate_mode` / `fgate_mode` "bias"
+drop a gate's input and recurrent weights (its bias alone), "fixed" also freezes the bias.
 """
 
 from __future__ import annotations
@@ -72,7 +73,10 @@ class SLSTMBlock(nn.Module):
       h_c = h
     proj = lambda name: layers.HeadwiseLinear(H, kernel_init=layers.small_init(E),
                                               axis_name="embed", name=name, **kw)
-    pre = jnp.stack([proj("igate")(h_c), proj("fgate")(h_c), proj("zgate")(h), proj("ogate")(h)],
+    modes = {"igate": cfg.igate_mode, "fgate": cfg.fgate_mode}
+    gated = lambda name: (proj(name)(h_c) if modes[name] == "learned"  # noqa: E731
+                          else jnp.zeros(h_c.shape, h_c.dtype))  # bias / fixed: input-free
+    pre = jnp.stack([gated("igate"), gated("fgate"), proj("zgate")(h), proj("ogate")(h)],
                     axis=2)
     B, T = x.shape[:2]
     pre = pre.reshape(B, T, 4, H, D)
@@ -84,6 +88,11 @@ class SLSTMBlock(nn.Module):
     b = layers.param(self, "bias", forget_bias_init(cfg.slstm_fgate_bias_init, self.block_idx,
                                                     cfg.num_blocks),
                      (4, H, D), (None, "heads", None), pdt)
+    for g, mode in enumerate((cfg.igate_mode, cfg.fgate_mode)):  # gate ablations
+      if mode != "learned":
+        r = r.at[:, :, g].set(0.0)                # no recurrent input either
+      if mode == "fixed":
+        b = b.at[g].set(jax.lax.stop_gradient(b[g]))
     h_cell, new_state["cell"] = self._cell(pre, r, b, state["cell"])
     y = layers.MultiHeadNorm("layer", 1e-5, residual_scale=True, axis_name="embed",
                              param_dtype=pdt, name="outnorm")(h_cell)
