@@ -19,7 +19,7 @@ def get_sweep():
   return {"config": "configs/default.py", "name_keys": ["model.embedding_dim"],
           "runs": [{"model.embedding_dim": 32, **common},
                    {"config": "configs/default.py:llama_tiny", "model.embedding_dim": 32,
-                    **common}]}
+                    "budget": 1e9, **common}]}
 """
 
 
@@ -56,6 +56,7 @@ def test_runs_skips_finished_and_resumes_interrupted(tmp_path, capsys):
   assert xl["params"] == count_params(cfg)
   assert xl["flops_6n"] == train_flops_per_token(cfg, 32) * xl["tokens"]
   assert xl["flops"] > 0 and xl["loss"] > 0 and xl["step"] == 4
+  assert "budget" not in xl and ll["budget"] == 1e9 and "budget" not in ll["overrides"]
   # again: nothing to do
   sw.main([str(sweep_file), f"--root={root}"])
   assert capsys.readouterr().out.count("done before") == 2
@@ -92,6 +93,7 @@ def test_sweep_files():
   from configs.sweeps import ladder as ladder_module  # noqa: PLC0415
   for run in ladder["runs"][:5]:      # xLSTM at the smallest budget: 6 N' x tokens ~ budget
     o = run["overrides"]
+    assert run["budget"] == ladder_module.BUDGETS[0]
     cfg = presets.model_config("xlstm10_tiny", vocab_size=257,
                                embedding_dim=o["model.embedding_dim"],
                                num_blocks=o["model.num_blocks"])

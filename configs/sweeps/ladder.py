@@ -5,7 +5,8 @@
 
 Each budget C is spent by every size N: num_steps = C / (6 N' x batch x seq_len), with N'
 the 6 N estimate of the training FLOPs per token (scaling/flops.py), so the runs of a
-budget form an IsoFLOP set; the cosine schedule spans each run's own steps (Chinchilla's
+budget form an IsoFLOP set (each result carries its "budget", which the fit groups by;
+the "flops" column is the count from the jaxpr); the cosine schedule spans each run's own steps (Chinchilla's
 lesson: a schedule longer than the run biases the loss). Byte-level default corpus,
 batch 16 x 64 tokens.
 """
@@ -31,7 +32,8 @@ def get_sweep():
     for budget in BUDGETS:
       for E, L in SIZES:
         steps = planned_steps(preset, E, L, budget)
-        runs.append({"config": f"configs/default.py:{preset}", "model.embedding_dim": E,
+        runs.append({"config": f"configs/default.py:{preset}", "budget": budget,
+                     "model.embedding_dim": E,
                      "model.num_blocks": L, "num_steps": steps, "batch_size": BATCH,
                      "seq_len": SEQ_LEN, "optimizer.warmup_steps": max(steps // 20, 1),
                      "eval_every": 0, "checkpoint_every": max(steps // 4, 1),

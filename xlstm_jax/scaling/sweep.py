@@ -7,11 +7,13 @@
 
 A sweep file defines `get_sweep()` -> {"config": "configs/<file>[:arg]", "runs": [dict of
 overrides, ...]} (see configs/sweeps/); a run's optional "config" key replaces the sweep's
-config for that run (e.g. the Llama baseline's preset), and an optional "name_keys" list
-says which overrides name the runs (default: all). Each run gets its own workdir
-ROOT/<name>, the name spelled from its config argument and those overrides, so the same sweep always maps to the same directories: a run
-with a result.json is done and skipped, an interrupted one resumes from its checkpoint
-(train.py resumes), so running the sweep again finishes what is missing. `--slurm` writes
+config for that run (e.g. the Llama baseline's preset) and an optional "budget" (the
+planned compute of an IsoFLOP set) is copied into its results; an optional "name_keys"
+list says which overrides name the runs (default: all). Each run gets its own workdir
+ROOT/<name>, the name spelled from its config argument and those overrides, so the same
+sweep always maps to the same directories: a run with a result.json is done and skipped,
+an interrupted one resumes from its checkpoint (train.py resumes), so running the sweep
+again finishes what is missing. `--slurm` writes
 ROOT/sweep.sbatch, an array job whose task i runs `--index=i`; `--list` prints one command
 per run. Every finished run adds a line to ROOT/results.jsonl (rewritten from the
 result.json files): name, overrides, model (arch and block types), params (all and
@@ -72,11 +74,11 @@ def load_sweep(path) -> dict:
                      f"{type(sweep).__name__} {sorted(sweep) if isinstance(sweep, dict) else ''}")
   runs = []
   for entry in sweep["runs"]:
-    overrides = {k: v for k, v in entry.items() if k != "config"}
+    overrides = {k: v for k, v in entry.items() if k not in ("config", "budget")}
     named = {k: v for k, v in overrides.items() if k in sweep.get("name_keys", overrides)}
     config = entry.get("config")
     runs.append({"name": run_name(named, config), "overrides": overrides,
-                 "config": config or sweep["config"]})
+                 "config": config or sweep["config"], "budget": entry.get("budget")})
   names = [r["name"] for r in runs]
   if len(set(names)) != len(names):
     dup = sorted({n for n in names if names.count(n) > 1})
@@ -142,6 +144,8 @@ def run_one(sweep: dict, index: int, root: pathlib.Path, eval_batches: int = 0) 
   if error:
     return f"{run['name']}: {error}"
   result = result_of(workdir, run["name"], run["overrides"])
+  if run["budget"] is not None:
+    result["budget"] = run["budget"]
   (workdir / "result.json").write_text(json.dumps(result) + "\n")
   return f"{run['name']}: loss {result['loss']:.4f}, {result['params']:,} params"
 
