@@ -89,6 +89,9 @@ def _mqar(runs: list[Run], done: dict, out: pathlib.Path) -> tuple[list[str], bo
     score[r.name] = e and e["scaled_accuracy"]
     lines.append(f"| {LABELS[r.name]} | {_fmt(e and e['accuracy'])} | "
                  f"{_fmt(e and e['scaled_accuracy'])} |")
+  failed = [LABELS[name] for name, x in score.items() if x is not None and x < 0.5]
+  if failed:
+    lines += ["", f"Below 0.5 scaled accuracy after this run's steps: {', '.join(failed)}."]
   ok = None
   if score.get("xlstm11") is not None and score.get("lstm") is not None:
     ok = score["xlstm11"] >= score["lstm"] + 0.2
@@ -192,7 +195,8 @@ def write_report(runs_dir: pathlib.Path, out_dir: pathlib.Path,
            "the threshold it is checked against, and whether the runs reproduce it.", ""]
   summary = ["## Findings", "", "| finding | verdict |", "|---|---|"]
   body = []
-  for key, runs in tables.items():
+  for key in [k for k in SECTIONS if k in tables]:   # the report's order, not the run order
+    runs = tables[key]
     title, section = SECTIONS[key]
     table, ok = section(runs, done, out_dir)
     summary.append(f"| {FINDINGS[key]} | {_verdict(ok)} |")
