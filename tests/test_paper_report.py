@@ -35,10 +35,12 @@ def test_verdicts_follow_the_numbers(tmp_path):
   tables = {t: runs for t, runs in paper.experiments().items() if t != "formal"}
   revision_scores = {"mlstm_exp": 0.95, "mlstm_sigmoid": 0.2, "slstm_exp": 0.97,
                      "lstm_sigmoid": 0.6,   # the LSTM reaches 0.6: this pair fails
-                     "slstm_exp_nomix": 0.92, "lstm_sigmoid_nomix": 0.1}
+                     "slstm_exp_nomix": 0.92, "lstm_sigmoid_nomix": 0.1,
+                     "slstm_exp_nomix_levels64": 0.95, "lstm_sigmoid_nomix_levels64": 0.2}
   for run in tables["revision"]:
     model, gate = run.name.split("_")[:2]
-    _fake_run(tmp_path, run, _config("revision", f"model={model},igate={gate}"),
+    levels = 64 if run.name.endswith("levels64") else 8
+    _fake_run(tmp_path, run, _config("revision", f"model={model},igate={gate},levels={levels}"),
               _task_result(revision_scores[run.name]))
   for run, scaled in zip(tables["mqar"][:2], (0.9, 0.3)):     # xlstm11 0.9, lstm 0.3
     _fake_run(tmp_path, run, _config("mqar", f"model={run.name}"), _task_result(scaled, (64,)))
@@ -52,8 +54,8 @@ def test_verdicts_follow_the_numbers(tmp_path):
              for line in report.splitlines() if line.startswith("| ") and "**" in line}
   assert verdict == {"MQAR": "**reproduced**", "Revision": "**not reproduced**",
                      "Extrapolation": "**reproduced**"}
-  assert "| xLSTM[1:0] | sigmoid | - | 0.200 |" in report
-  assert "| LSTM | sigmoid | no | 0.100 |" in report
+  assert "| xLSTM[1:0] | sigmoid | - | 8 | 0.200 |" in report
+  assert "| LSTM | sigmoid | no | 64 | 0.200 |" in report
   assert ("- sLSTM vs LSTM, scalar memory with memory mixing: exponential 0.970, sigmoid "
           "0.600: **not reproduced**") in report
   assert "- xLSTM[1:0], matrix memory: exponential 0.950, sigmoid 0.200: **reproduced**" in report

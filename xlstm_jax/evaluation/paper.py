@@ -50,6 +50,10 @@ def experiments() -> dict[str, list[Run]]:
                                        ("slstm", "exp", "", ()), ("lstm", "sigmoid", "", ()),
                                        ("slstm", "exp", "_nomix", nomix),
                                        ("lstm", "sigmoid", "_nomix", nomix))]
+  revision += [Run("revision", f"{m}_{g}_nomix_levels64",
+                   f"configs/revision.py:model={m},igate={g},levels=64",
+                   ("--config.num_steps=3000", *nomix))
+               for m, g in (("slstm", "exp"), ("lstm", "sigmoid"))]
   text = ("--config.num_steps=1500", "--config.seq_len=64", "--config.eval_every=500")
   extrapolation = [Run("extrapolation", name, f"configs/default.py:{preset}", text,
                        ("--extrapolate=1,2,4,8,16",))

@@ -101,20 +101,25 @@ def _mqar(runs: list[Run], done: dict, out: pathlib.Path) -> tuple[list[str], bo
 REVISION_PAIRS = (("mlstm_exp", "mlstm_sigmoid", "xLSTM[1:0], matrix memory"),
                   ("slstm_exp", "lstm_sigmoid", "sLSTM vs LSTM, scalar memory with memory mixing"),
                   ("slstm_exp_nomix", "lstm_sigmoid_nomix",
-                   "sLSTM vs LSTM, scalar memory, no memory mixing"))
+                   "sLSTM vs LSTM, scalar memory, no memory mixing"),
+                  ("slstm_exp_nomix_levels64", "lstm_sigmoid_nomix_levels64",
+                   "sLSTM vs LSTM, no memory mixing, 64 importance levels"))
 
 
 def _revision(runs: list[Run], done: dict, out: pathlib.Path) -> tuple[list[str], bool | None]:
-  lines = ["| architecture | input gate | memory mixing | scaled accuracy |", "|---|---|---|---:|"]
+  lines = ["| architecture | input gate | memory mixing | importance levels | scaled accuracy |",
+           "|---|---|---|---:|---:|"]
   score, curves = {}, {}
   for r in runs:
     model, gate, *rest = r.name.split("_")
     mixing = "no" if rest else ("-" if model == "mlstm" else "yes")
+    levels = 64 if "levels64" in rest else 8
     e = done.get(r, {}).get("eval")
     score[r.name] = e and e["scaled_accuracy"]
-    lines.append(f"| {LABELS[model]} | {gate} | {mixing} | {_fmt(score[r.name])} |")
+    lines.append(f"| {LABELS[model]} | {gate} | {mixing} | {levels} | {_fmt(score[r.name])} |")
     if e:
-      curves[f"{LABELS[model]} ({gate}{', no mixing' if rest else ''})"] = e
+      curves[f"{LABELS[model]} ({gate}{', no mixing' if rest else ''}"
+             f"{', 64 levels' if levels == 64 else ''})"] = e
   if curves:
     plots.plot_length_accuracy(curves, out / "revision.png",
                                "revision: scaled accuracy per stream length")
