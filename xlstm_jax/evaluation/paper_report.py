@@ -180,7 +180,13 @@ DIFFERENCES = """\
 - **MQAR.** One context length (64) with 8 key-value pairs, 64 keys and 64 values; the
   paper sweeps context lengths and pair counts with a much larger vocabulary.
 - **Revision.** The paper motivates exponential gating with this task in words; the
-  task here (8 importance levels, 16 items, streams of 2..32 pairs) is our own.
+  task here (16 items, streams of 2..32 pairs, 8 importance levels, and a 64-level
+  variant) is our own. Two other ways around the gate exist at this size, which the pairs
+  separate: the mLSTM's matrix memory can file each item under its importance (a key) and
+  read the highest back, and memory mixing lets a sigmoid LSTM compare importances through
+  its recurrence. Without mixing, a cell could still keep one unit per level and leave the
+  choice to the feed-forward layer; 64 levels leave it fewer units per level (our
+  reading, not tested further).
 - **Extrapolation.** Byte-level models trained at context 64 on the embedded default
   corpus, evaluated at 1x..16x on its validation split (the paper: SlimPajama at 2048,
   evaluated to 16384).
