@@ -58,19 +58,35 @@ def _formal(runs: list[Run], done: dict, out: pathlib.Path) -> tuple[list[str], 
   families = list(dict.fromkeys(r.name.rsplit("_", 1)[1] for r in runs))
   score = {(r.name.rsplit("_", 1)[0], r.name.rsplit("_", 1)[1]):
            done[r]["eval"]["scaled_accuracy"] for r in runs if r in done}
-  lines = ["| task | " + " | ".join(LABELS[f] for f in families) + " |",
-           "|---|" + "---:|" * len(families)]
+  header = ["| task | " + " | ".join(LABELS[f] for f in families) + " |",
+            "|---|" + "---:|" * len(families)]
+  shortest = {}   # (task, family) -> scaled accuracy at the shortest test length
+  for r in runs:
+    if r in done and done[r]["eval"].get("per_length"):
+      per_length = done[r]["eval"]["per_length"]
+      first = min(per_length, key=int)
+      shortest[(r.name.rsplit("_", 1)[0], r.name.rsplit("_", 1)[1])] = (
+          int(first), per_length[first]["scaled_accuracy"])
+  lines = ["Scaled accuracy over all test lengths:", ""] + header
   for task in tasks:
     lines.append(f"| {task} | " + " | ".join(_fmt(score.get((task, f))) for f in families)
                  + " |")
+  if shortest:
+    length = min(n for n, _ in shortest.values())
+    lines += ["", f"Scaled accuracy at the shortest test length ({length}, the edge of the "
+              "training lengths): a model that is high here and low above learned the task "
+              "in distribution but does not extrapolate.", ""] + header
+    for task in tasks:
+      lines.append(f"| {task} | " + " | ".join(
+          _fmt(shortest[(task, f)][1] if (task, f) in shortest else None) for f in families)
+          + " |")
+  for task in tasks:
     curves = {LABELS[f]: done[r]["eval"] for r in runs for f in families
               if r.name == f"{task}_{f}" and r in done}
     if curves:
       plots.plot_length_accuracy(curves, out / f"formal_{task}.png",
                                  f"{task}: scaled accuracy per test length (trained on 3..40)")
-      lines.append("")
-      lines.append(f"![{task}](formal_{task}.png)")
-      lines.append("")
+      lines += ["", f"![{task}](formal_{task}.png)"]
   ok = None
   wanted = [(t, f) for t in ("parity", "modular_arithmetic")
             for f in ("slstm", "xlstm11", "mlstm", "llama")]
