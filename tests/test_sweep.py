@@ -105,9 +105,9 @@ def test_sweep_files():
   assert len(set(names)) == len(names) == 9
   gating = sw.load_sweep(ROOT / "configs" / "sweeps" / "gating.py")
   gating_names = [r["name"] for r in gating["runs"]]
-  assert len(set(gating_names)) == len(gating_names) == 7
-  assert gating_names[0] == "igate_mode=fixed__fgate_mode=fixed"
-  assert gating_names[-1] == "igate_mode=learned__fgate_mode=learned"
+  assert len(set(gating_names)) == len(gating_names) == 14   # 7 rows x 2 seeds
+  assert gating_names[0] == "igate_mode=fixed__fgate_mode=fixed__seed=0"
+  assert gating_names[-1] == "igate_mode=learned__fgate_mode=learned__seed=1"
   for run in gating["runs"]:   # every row is a valid model
     presets.model_config("xlstm10_tiny", igate_mode=run["overrides"]["model.igate_mode"],
                          fgate_mode=run["overrides"]["model.fgate_mode"])

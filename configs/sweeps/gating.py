@@ -15,17 +15,20 @@ only, "fixed" = the bias frozen at its init (input gate ~ 0, i.e. exp(0) = 1; fo
   Forget Gate + Input Gate Bias    bias    / learned
   Forget Gate + Input Gate         learned / learned   (the xLSTM default)
 The paper's first row (forget gate fixed at +inf, NaN there) has no counterpart. Like the
-paper, the model is xLSTM[1:0] (mLSTM blocks only).
+paper, the model is xLSTM[1:0] (mLSTM blocks only). Every row runs with two seeds (init and
+data order), so the report can set each difference against the seed-to-seed spread.
 """
 
 STEPS = 600
 ROWS = (("fixed", "fixed"), ("fixed", "learned"), ("learned", "fixed"), ("fixed", "bias"),
         ("bias", "bias"), ("bias", "learned"), ("learned", "learned"))
+SEEDS = (0, 1)
 
 
 def get_sweep():
   common = {"num_steps": STEPS, "batch_size": 16, "seq_len": 64, "eval_every": 0,
             "checkpoint_every": STEPS // 4, "log_every": STEPS // 20}
-  runs = [{"model.igate_mode": i, "model.fgate_mode": f, **common} for i, f in ROWS]
+  runs = [{"model.igate_mode": i, "model.fgate_mode": f, "seed": seed, **common}
+          for seed in SEEDS for i, f in ROWS]
   return {"config": "configs/default.py:xlstm10_tiny", "runs": runs,
-          "name_keys": ("model.igate_mode", "model.fgate_mode")}
+          "name_keys": ("model.igate_mode", "model.fgate_mode", "seed")}
