@@ -124,8 +124,9 @@ def rank_correlation(a, b) -> float:
   return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def plot_gating(rows: list[dict], path) -> None:
-  """Horizontal bars: change against the default row, ours (seed range) and the paper's."""
+def plot_gating(rows: list[dict], path=None):
+  """Horizontal bars: change against the default row, ours (seed range) and the paper's.
+  Returns the matplotlib Figure (saved to `path` when given)."""
   from matplotlib.figure import Figure  # noqa: PLC0415 (plots only when asked)
   fig = Figure(figsize=(8, 0.55 * len(rows) + 1.6), layout="constrained")
   ax = fig.subplots()
@@ -143,11 +144,14 @@ def plot_gating(rows: list[dict], path) -> None:
   ax.set_title("Gating ablation, xLSTM[1:0]")
   ax.grid(axis="x", alpha=0.3)
   ax.legend(fontsize=8)
-  fig.savefig(path, dpi=110)
+  if path is not None:
+    fig.savefig(path, dpi=110)
+  return fig
 
 
-def plot_components(rows: list[dict], path) -> None:
-  """Horizontal bars: change of each one-factor ablation against the base."""
+def plot_components(rows: list[dict], path=None):
+  """Horizontal bars: change of each one-factor ablation against the base. Returns the
+  matplotlib Figure (saved to `path` when given)."""
   from matplotlib.figure import Figure  # noqa: PLC0415
   fig = Figure(figsize=(8, 0.45 * len(rows) + 1.4), layout="constrained")
   ax = fig.subplots()
@@ -160,7 +164,9 @@ def plot_components(rows: list[dict], path) -> None:
   ax.set_xlabel("validation perplexity vs the base (%)")
   ax.set_title("One-factor ablations of xlstm_tiny")
   ax.grid(axis="x", alpha=0.3)
-  fig.savefig(path, dpi=110)
+  if path is not None:
+    fig.savefig(path, dpi=110)
+  return fig
 
 
 def _settings(results: list[dict]) -> str:
@@ -169,19 +175,30 @@ def _settings(results: list[dict]) -> str:
           f"{o.get('batch_size')} x {o.get('seq_len')} tokens")
 
 
-def gating_lines(results: list[dict], rows: list[dict]) -> list[str]:
-  """The gating section of the report: settings, the table and what it shows."""
-  seeds = sorted({r["overrides"].get("seed", 0) for r in results})
-  lines = [f"xLSTM[1:0] ({_settings(results)}; seeds {seeds}), validation perplexity on the "
-           "default corpus's held-out documents. Change: against \"both gates learned\" "
-           "(ours: mean over seeds, with the range of the seeds).", "",
-           "| paper's row | input gate | forget gate | ours: ppl | ours: change (seed range) "
+def gating_table(rows: list[dict]) -> list[str]:
+  """The gating rows as a markdown table, ours beside the paper's."""
+  lines = ["| paper's row | input gate | forget gate | ours: ppl | ours: change (seed range) "
            "| paper: ppl | paper: change |", "|---|---|---|---:|---:|---:|---:|"]
   for r in rows:
     lo, hi = r["change_range"]
     lines.append(f"| {r['row']} | {r['igate_mode']} | {r['fgate_mode']} | {r['ppl']:.3f} | "
                  f"{r['change']:+.2f}% ({lo:+.2f}..{hi:+.2f}) | {r['paper_ppl']:.2f} | "
                  f"{r['paper_change']:+.2f}% |")
+  return lines
+
+
+def component_table(rows: list[dict]) -> list[str]:
+  """The one-factor rows as a markdown table."""
+  return (["| change | ppl | change vs base |", "|---|---:|---:|"]
+          + [f"| {r['change_name']} | {r['ppl']:.3f} | {r['change']:+.2f}% |" for r in rows])
+
+
+def gating_lines(results: list[dict], rows: list[dict]) -> list[str]:
+  """The gating section of the report: settings, the table and what it shows."""
+  seeds = sorted({r["overrides"].get("seed", 0) for r in results})
+  lines = [f"xLSTM[1:0] ({_settings(results)}; seeds {seeds}), validation perplexity on the "
+           "default corpus's held-out documents. Change: against \"both gates learned\" "
+           "(ours: mean over seeds, with the range of the seeds).", "", *gating_table(rows)]
   rho = rank_correlation([r["ppl"] for r in rows], [r["paper_ppl"] for r in rows])
   best = min(rows, key=lambda r: r["ppl"])
   worst = max(rows, key=lambda r: r["ppl"])
@@ -220,8 +237,7 @@ def write_report(gating, out, components=None) -> pathlib.Path:
               f"xlstm_tiny ({_settings(comp_results)}; one seed): mLSTM blocks with one "
               "sLSTM block. `slstm_at=()` is xLSTM[1:0] (pre up-projection blocks only), "
               "`slstm_at=(0, 1, 2, 3)` is xLSTM[0:1] (post up-projection blocks only).", "",
-              "| change | ppl | change vs base |", "|---|---:|---:|"]
-    lines += [f"| {r['change_name']} | {r['ppl']:.3f} | {r['change']:+.2f}% |" for r in comp]
+              *component_table(comp)]
     lines += ["", "![components](ablations_components.png)", "",
               "The paper's component ablation (Table 2, top) for orientation:", "",
               "| modification | model | params (M) | SlimPajama 15B ppl |", "|---|---|---:|---:|"]
