@@ -8,12 +8,16 @@ tiles so that no program holds more than a few L x L and L x tile arrays.
 Notation per chunk: L tokens t (rows) and j (columns); q, k [L, Dk] and v, dh [L, Dv]
 in the activation dtype (q *not* scaled: `scale` = 1/sqrt(Dk) is applied in float32);
 columns [L, 1] and rows [1, L] are float32 per-token vectors:
-  b      cumsum of log f inside the chunk (column)
-  row    log i - b (row), so the intra log weight is log W_tj = b_t + row_j for j <= t
-  log_u  b + m_{k-1}: log weight of the carried state at token t (column)
-The reference is `_chunk_outputs` / `_chunk_grads` in xlstm_jax/ops/mlstm_chunkwise.py; the
-one difference is log W = b_t - b_j + log i_j here, where the reference sums the segment
-itself (no cancellation). The difference is ~1e-7 |b_t| in the log weight.
+  b_hi, b_lo  cumsum of log f inside the chunk, as an unevaluated pair b = b_hi + b_lo
+              (columns; op.py `_token_log_weights`)
+  row_hi      -b_hi (row)
+  row_lo      log i - b_lo (row), so the intra log weight for j <= t is
+              log W_tj = (b_hi_t + row_hi_j) + (b_lo_t + row_lo_j)
+  log_u       b + m_{k-1}: log weight of the carried state at token t (column)
+The reference is `_chunk_outputs` / `_chunk_grads` in xlstm_jax/ops/mlstm_chunkwise.py,
+which sums each segment of log f itself. Here the pair keeps log W as accurate: b_t - b_j
+in one float would round relative to |b| (~1e3 with extreme forget gates), the hi
+difference rounds relative to the segment sum (exactly 0 on the diagonal).
 """
 
 from __future__ import annotations
@@ -36,23 +40,25 @@ def _dot(a, b, acc, mm, trans_b=False):
   return jax.lax.dot_general(a.astype(mm), b.astype(mm), dims, preferred_element_type=acc)
 
 
-def _log_weights(b_col, row):
-  """log W [L, L]: b_t - b_j + log i_j on and below the diagonal, LOG_ZERO above."""
-  L = b_col.shape[0]
+def _log_weights(b_hi, b_lo, row_hi, row_lo):
+  """log W [L, L]: b_t - b_j + log i_j on and below the diagonal, LOG_ZERO above. The hi
+  parts are subtracted first, so their large common part cancels exactly."""
+  L = b_hi.shape[0]
   causal = (jax.lax.broadcasted_iota(jnp.int32, (L, L), 0)
             >= jax.lax.broadcasted_iota(jnp.int32, (L, L), 1))
-  return jnp.where(causal, b_col + row, gates.LOG_ZERO)
+  return jnp.where(causal, (b_hi + row_hi) + (b_lo + row_lo), gates.LOG_ZERO)
 
 
 def _tiles(size, tile):
   return [slice(i, i + tile) for i in range(0, size, tile)]
 
 
-def _fwd_kernel(q_ref, k_ref, v_ref, b_ref, row_ref, log_u_ref, C_ref, n_ref,
-                h_ref, qn_ref, den_ref, m_ref, *, scale, bk, bv, normalizer, stabilize, eps):
-  acc, mm = b_ref.dtype, q_ref.dtype
+def _fwd_kernel(q_ref, k_ref, v_ref, b_hi_ref, b_lo_ref, row_hi_ref, row_lo_ref, log_u_ref,
+                C_ref, n_ref, h_ref, qn_ref, den_ref, m_ref, *, scale, bk, bv, normalizer,
+                stabilize, eps):
+  acc, mm = b_hi_ref.dtype, q_ref.dtype
   ks, vs = _tiles(q_ref.shape[1], bk), _tiles(v_ref.shape[1], bv)
-  log_w = _log_weights(b_ref[...], row_ref[...])
+  log_w = _log_weights(b_hi_ref[...], b_lo_ref[...], row_hi_ref[...], row_lo_ref[...])
   log_u = log_u_ref[...]
   # The joint stabilizer of the carried and intra terms: the recurrent form's m_t.
   m_tok = (jnp.maximum(log_u, jnp.max(log_w, axis=1, keepdims=True)) if stabilize
@@ -72,17 +78,18 @@ def _fwd_kernel(q_ref, k_ref, v_ref, b_ref, row_ref, log_u_ref, C_ref, n_ref,
   m_ref[...] = m_tok
 
 
-def _bwd_kernel(q_ref, k_ref, v_ref, dh_ref, b_ref, row_ref, log_u_ref, m_ref, inv_den_ref,
-                dqn_ref, w_ref, dm_intra_ref, C_ref, n_ref, dC_ref, dn_ref,
+def _bwd_kernel(q_ref, k_ref, v_ref, dh_ref, b_hi_ref, b_lo_ref, row_hi_ref, row_lo_ref,
+                log_u_ref, m_ref, inv_den_ref, dqn_ref, w_ref, dm_intra_ref, C_ref, n_ref,
+                dC_ref, dn_ref,
                 dq_ref, dk_ref, dv_ref, rowsum_ref, colsum_ref, d_log_u_ref, d_state_ref,
                 to_j_ref, d_decay_ref, *, scale, bk, bv, stabilize):
   """Cotangents in: of num (dh / den), of qn (dqn), of the chunk's end state (dC, dn).
   Out: dq, dk, dv and the pieces of the log-gate gradient that need L x L or L x D
   arrays: row/column sums of dlog W, dlog u, dlog w (state weights), the stabilizer
   cotangent routed to each column's argmax (to_j) and <dC, C> + <dn, n> (for the decay)."""
-  acc, mm = b_ref.dtype, q_ref.dtype
+  acc, mm = b_hi_ref.dtype, q_ref.dtype
   ks, vs = _tiles(q_ref.shape[1], bk), _tiles(v_ref.shape[1], bv)
-  log_w = _log_weights(b_ref[...], row_ref[...])
+  log_w = _log_weights(b_hi_ref[...], b_lo_ref[...], row_hi_ref[...], row_lo_ref[...])
   m_tok, inv_den, dqn, w = m_ref[...], inv_den_ref[...], dqn_ref[...], w_ref[...]
   weights = jnp.exp(log_w - m_tok)
   u = jnp.exp(log_u_ref[...] - m_tok) * scale
@@ -150,38 +157,38 @@ def _state_specs(Dk, Dv, count):
 
 @functools.partial(jax.jit, static_argnames=("scale", "blocks", "normalizer", "stabilize",
                                              "eps", "interpret"))
-def chunk_outputs(q, k, v, b_col, row, log_u_col, C_in, n_in, *, scale, blocks: BlockSizes,
-                  normalizer, stabilize, eps, interpret):
-  """q, k [BH, T, Dk], v [BH, T, Dv]; b_col, log_u_col [BH, T, 1]; row [BH, K, 1, L];
-  C_in [BH, K, Dk, Dv], n_in [BH, K, 1, Dk]. Returns h [BH, T, Dv] (q's dtype) and
-  the columns (qn, den, m~) [BH, T, 1]."""
+def chunk_outputs(q, k, v, b_hi, b_lo, row_hi, row_lo, log_u_col, C_in, n_in, *, scale,
+                  blocks: BlockSizes, normalizer, stabilize, eps, interpret):
+  """q, k [BH, T, Dk], v [BH, T, Dv]; columns b_hi, b_lo, log_u_col [BH, T, 1]; rows
+  row_hi, row_lo [BH, K, 1, L]; C_in [BH, K, Dk, Dv], n_in [BH, K, 1, Dk]. Returns
+  h [BH, T, Dv] (q's dtype) and the columns (qn, den, m~) [BH, T, 1]."""
   BH, T, Dk = q.shape
-  Dv, L, acc = v.shape[-1], blocks.chunk, b_col.dtype
+  Dv, L, acc = v.shape[-1], blocks.chunk, b_hi.dtype
   bk, bv = blocks.tiles(Dk, Dv)
   col = jax.ShapeDtypeStruct((BH, T, 1), acc)
   kernel = functools.partial(_fwd_kernel, scale=scale, bk=bk, bv=bv, normalizer=normalizer,
                              stabilize=stabilize, eps=eps)
   return pl.pallas_call(
       kernel, grid=(BH, T // L),
-      in_specs=(_specs(L, (Dk, Dk, Dv, 1), "tok") + _specs(L, (1,), "row")
+      in_specs=(_specs(L, (Dk, Dk, Dv, 1, 1), "tok") + _specs(L, (1, 1), "row")
                 + _specs(L, (1,), "tok") + _state_specs(Dk, Dv, 1)),
       out_specs=_specs(L, (Dv, 1, 1, 1), "tok"),
       out_shape=(jax.ShapeDtypeStruct((BH, T, Dv), q.dtype), col, col, col),
       compiler_params=blocks.compiler_params(2), interpret=interpret,
       name="mlstm_chunk_outputs",
-  )(q, k, v, b_col, row, log_u_col, C_in, n_in)
+  )(q, k, v, b_hi, b_lo, row_hi, row_lo, log_u_col, C_in, n_in)
 
 
 @functools.partial(jax.jit, static_argnames=("scale", "blocks", "stabilize", "interpret"))
-def chunk_grads(q, k, v, dh, b_col, row, log_u_col, m_col, inv_den_col, dqn_col, w_col,
-                dm_intra_col, C_in, n_in, dC_end, dn_end, *, scale, blocks: BlockSizes,
-                stabilize, interpret):
+def chunk_grads(q, k, v, dh, b_hi, b_lo, row_hi, row_lo, log_u_col, m_col, inv_den_col,
+                dqn_col, w_col, dm_intra_col, C_in, n_in, dC_end, dn_end, *, scale,
+                blocks: BlockSizes, stabilize, interpret):
   """Shapes as `chunk_outputs`; dh like v; the other columns [BH, T, 1]; dC_end, dn_end
   like C_in, n_in (cotangent of the state after each chunk). Returns dq, dk, dv (q's
   dtype), the columns (rowsum dlog W, dlog u, dlog w), the rows (colsum dlog W, to_j)
   [BH, K, 1, L] and <dC, C> + <dn, n> [BH, K, 1, 1]."""
   BH, T, Dk = q.shape
-  Dv, L, acc = v.shape[-1], blocks.chunk, b_col.dtype
+  Dv, L, acc = v.shape[-1], blocks.chunk, b_hi.dtype
   K = T // L
   bk, bv = blocks.tiles(Dk, Dv)
   col, row_shape = (jax.ShapeDtypeStruct((BH, T, 1), acc),
@@ -189,7 +196,7 @@ def chunk_grads(q, k, v, dh, b_col, row, log_u_col, m_col, inv_den_col, dqn_col,
   kernel = functools.partial(_bwd_kernel, scale=scale, bk=bk, bv=bv, stabilize=stabilize)
   return pl.pallas_call(
       kernel, grid=(BH, K),
-      in_specs=(_specs(L, (Dk, Dk, Dv, Dv, 1), "tok") + _specs(L, (1,), "row")
+      in_specs=(_specs(L, (Dk, Dk, Dv, Dv, 1, 1), "tok") + _specs(L, (1, 1), "row")
                 + _specs(L, (1,) * 6, "tok") + _state_specs(Dk, Dv, 2)),
       out_specs=(_specs(L, (Dk, Dk, Dv, 1), "tok") + _specs(L, (1,), "row")
                  + _specs(L, (1, 1), "tok") + _specs(L, (1,), "row")
@@ -199,5 +206,5 @@ def chunk_grads(q, k, v, dh, b_col, row, log_u_col, m_col, inv_den_col, dqn_col,
                  jax.ShapeDtypeStruct((BH, K, 1, 1), acc)),
       compiler_params=blocks.compiler_params(2), interpret=interpret,
       name="mlstm_chunk_grads",
-  )(q, k, v, dh, b_col, row, log_u_col, m_col, inv_den_col, dqn_col, w_col, dm_intra_col,
-    C_in, n_in, dC_end, dn_end)
+  )(q, k, v, dh, b_hi, b_lo, row_hi, row_lo, log_u_col, m_col, inv_den_col, dqn_col, w_col,
+    dm_intra_col, C_in, n_in, dC_end, dn_end)

@@ -87,21 +87,55 @@ def _per_token(x_chunk, L):
   return jnp.broadcast_to(x_chunk[..., None], (*x_chunk.shape, L))
 
 
+def _two_sum(x, y):
+  """(s, e) with s = fl(x + y) and s + e = x + y exactly (Knuth's TwoSum, any |x|, |y|)."""
+  s = x + y
+  x_part = s - y
+  y_part = s - x_part
+  return s, (x - x_part) + (y - y_part)
+
+
+def _cumsum_hi_lo(x):
+  """Inclusive cumsum over the last axis as an unevaluated pair hi + lo, good to ~eps^2 of
+  the partial sums: a double-float associative scan (L is small, the arrays [BH, K, L])."""
+  def add(p, r):
+    hi, lo = _two_sum(p[0], r[0])
+    return _two_sum(hi, lo + (p[1] + r[1]))
+  return jax.lax.associative_scan(add, (x, jnp.zeros_like(x)), axis=x.ndim - 1)
+
+
+def _token_log_weights(log_i, log_f, m_prev):
+  """From [BH, K, L] log gates, the kernels' per-token log-weight terms: the intra weights'
+  columns (b_hi, b_lo) and rows (-b_hi, log i - b_lo), and log u = b + m_{k-1} (the
+  carried state's weight).
+
+  b = cumsum(log f) in the chunk reaches |b| ~ 1e3 with extreme forget gates, and
+  b_t - b_j + log i_j in one float would then be off by ~eps |b| (1e-4 in the log weight,
+  even on the diagonal). As a pair the kernel forms (b_hi_t - b_hi_j) + (b_lo_t - b_lo_j +
+  log i_j): the first difference rounds once relative to the segment sum itself (0 on the
+  diagonal), as the jnp form's `intra_log_weights`, which sums the segment, does.
+  """
+  b_hi, b_lo = _cumsum_hi_lo(log_f)
+  intra = (_col(b_hi), _col(b_lo), _row(-b_hi), _row(log_i - b_lo))
+  return intra, (b_hi + m_prev[..., None]) + b_lo
+
+
 def _forward(q, k, v, log_i, log_f, C0, n0, m0, cfg):
   """q, k, v [BH, T, D]; log gates [BH, K, L]; state [BH, ...]."""
   L = cfg.blocks.chunk
-  b, g, a = _gate_sums(log_i, log_f)
+  _, g, a = _gate_sums(log_i, log_f)
   m_prev, m_last = _chunk_stabilizers(g, a, m0, cfg.stabilize)
   decay, w = _chunk_decays(g, a, m_prev, m_last)
   ones = jnp.ones_like(_col(w))
   C_in, n_in, C_last, n_last = state_scan(
       _col(_per_token(decay, L)), k, _col(w), v, ones, ones, C0, n0[:, None, :],
       blocks=cfg.blocks, reverse=False, interpret=cfg.interpret)
+  intra, log_u = _token_log_weights(log_i, log_f, m_prev)
   h, qn, den, m_tok = chunk_outputs(
-      q, k, v, _col(b), _row(log_i - b), _col(b + m_prev[..., None]), C_in, n_in,
+      q, k, v, *intra, _col(log_u), C_in, n_in,
       scale=cfg.scale, blocks=cfg.blocks, normalizer=cfg.normalizer, stabilize=cfg.stabilize,
       eps=cfg.eps, interpret=cfg.interpret)
-  stats = tuple(x.reshape(b.shape) for x in (qn, den, m_tok))
+  stats = tuple(x.reshape(log_u.shape) for x in (qn, den, m_tok))
   final = (C_last, n_last[:, 0], m_last)
   return h, final, (C_in, n_in, m_prev, *final, h, *stats)
 
@@ -124,9 +158,9 @@ def _core_bwd(cfg, res, cotangents):
   C_in, n_in, m_prev, C_last, n_last, m_last, h, qn, den, m_tok = saved
   dh, (dC_last, dn_last, dm_last) = cotangents
   L, stabilize = cfg.blocks.chunk, cfg.stabilize
-  b, g, a = _gate_sums(log_i, log_f)
+  _, g, a = _gate_sums(log_i, log_f)
   decay, w = _chunk_decays(g, a, m_prev, m_last)
-  log_u = b + m_prev[..., None]
+  intra, log_u = _token_log_weights(log_i, log_f, m_prev)  # as the forward's, bit for bit
   u = jnp.exp(log_u - m_tok)
 
   # Through h = num / den, per token (h as returned, in the activation dtype).
@@ -153,16 +187,17 @@ def _core_bwd(cfg, res, cotangents):
   dm_end_k = dm_end_k.T                                             # [BH, K]
 
   dq, dk, dv, rowsum, colsum, d_log_u, d_log_w_state, to_j, d_decay = chunk_grads(
-      q, k, v, dh, _col(b), _row(log_i - b), _col(log_u), _col(m_tok), _col(1.0 / den),
+      q, k, v, dh, *intra, _col(log_u), _col(m_tok), _col(1.0 / den),
       _col(dqn), _col(w), _col(jnp.where(inter_wins, 0.0, dm_tok)), C_in, n_in, dC_end,
       dn_end, scale=cfg.scale, blocks=cfg.blocks, stabilize=stabilize,
       interpret=cfg.interpret)
   rowsum, colsum, d_log_u, d_log_w_state, to_j = (
-      x.reshape(b.shape) for x in (rowsum, colsum, d_log_u, d_log_w_state, to_j))
+      x.reshape(log_u.shape) for x in (rowsum, colsum, d_log_u, d_log_w_state, to_j))
   d_log_decay = decay * d_decay.reshape(decay.shape)
 
   # Log gates: log W_tj = b_t - b_j + log i_j, log u_t = b_t + m, a_t = g - b_t + log i_t,
-  # log G = g + m - m'; then d log f_s = sum_{t>=s} db_t + dg.
+  # log G = g + m - m'; then d log f_s = sum_{t>=s} db_t + dg. (The kernels hold b as a
+  # pair b_hi + b_lo: that changes the rounding of log W, not its derivatives.)
   d_log_i = colsum + d_log_w_state
   db = rowsum - colsum + d_log_u - d_log_w_state
   dg = d_log_w_state.sum(-1) + d_log_decay
