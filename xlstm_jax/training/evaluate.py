@@ -82,8 +82,6 @@ def evaluate_workdir(workdir, corpus: str | None = None, max_batches: int | None
   if corpus is not None:
     config.data.corpus = corpus
   config.eval_every = max(config.eval_every, 1)  # datasets() builds the val split only then
-  model = LanguageModel(ModelConfig.from_dict(config.model))
-  tx = make_optimizer(OptimizerConfig(num_steps=config.num_steps, **config.optimizer))
   mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
   task = task_of(config)
   if task is not None and (extrapolate or samples):
@@ -99,31 +97,23 @@ def evaluate_workdir(workdir, corpus: str | None = None, max_batches: int | None
     if val_ds is None:
       raise ValueError(f"corpus {config.data.corpus!r} has no validation split (val_fraction="
                        f"{config.data.val_fraction})")
-  abstract, _ = abstract_train_state(model, tx, mesh, config.seq_len)
-  ckpt = Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints, async_save=False)
-  try:
-    restored = ckpt.restore_latest(abstract, move_corrupt=False)
-  finally:
-    ckpt.close()
-  if restored is None:
-    raise ValueError(f"no checkpoint in {workdir / 'checkpoints'} restores")
-  step, state, _ = restored
+  model, params, step = restore_model(config, workdir, mesh)
   if task is not None:
-    result = {"step": int(step), "task": config.data.task,
-              **_task_eval(model, state.params, task, config)}
+    result = {"step": step, "task": config.data.task,
+              **_task_eval(model, params, task, config)}
   else:
-    result = evaluate(make_eval_loss(model), state.params, val_ds, mesh, max_batches)
-    result = {"step": int(step), **result, "corpus": config.data.corpus}
+    result = evaluate(make_eval_loss(model), params, val_ds, mesh, max_batches)
+    result = {"step": step, **result, "corpus": config.data.corpus}
     if extrapolate:
       needed = (None if extrapolate_sequences is None
                 else max(extrapolate) * config.seq_len * extrapolate_sequences + 1)
       result["extrapolation"] = extrapolation_curve(
-          model, state.params, validation_stream(config, tokenizer, needed), config.seq_len,
+          model, params, validation_stream(config, tokenizer, needed), config.seq_len,
           extrapolate, extrapolate_sequences, batch_size=config.batch_size,
           progress=_progress_bar("extrapolation windows"))
     if samples:
       chosen = list(prompts or DEFAULT_PROMPTS)
-      result["samples"] = text_samples(model, state.params, tokenizer,
+      result["samples"] = text_samples(model, params, tokenizer,
                                        [chosen[j % len(chosen)] for j in range(samples)],
                                        max_new_tokens, temperature, seed=config.seed)
   if plot:
@@ -145,6 +135,27 @@ def _plot(result: dict, workdir: pathlib.Path, config) -> dict[str, str]:
         result["extrapolation"], workdir / "extrapolation.png",
         title=f"{config.model.arch}, step {step}: perplexity per position")
   return {name: str(path) for name, path in figures.items()}
+
+
+def restore_model(config, workdir, mesh=None):
+  """(model, params, step) of a run: the LanguageModel of `config` (the run's config, e.g.
+  from its config.json) and the parameters of the newest checkpoint in workdir that
+  restores. `mesh` defaults to the config's."""
+  workdir = pathlib.Path(workdir)
+  model = LanguageModel(ModelConfig.from_dict(config.model))
+  tx = make_optimizer(OptimizerConfig(num_steps=config.num_steps, **config.optimizer))
+  if mesh is None:
+    mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
+  abstract, _ = abstract_train_state(model, tx, mesh, config.seq_len)
+  ckpt = Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints, async_save=False)
+  try:
+    restored = ckpt.restore_latest(abstract, move_corrupt=False)
+  finally:
+    ckpt.close()
+  if restored is None:
+    raise ValueError(f"no checkpoint in {workdir / 'checkpoints'} restores")
+  step, state, _ = restored
+  return model, state.params, int(step)
 
 
 def validation_stream(config, tokenizer, max_tokens: int | None = None) -> np.ndarray:
