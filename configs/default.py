@@ -22,7 +22,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   c.eval_batches = 8                 # validation batches per pass
   c.checkpoint_every = 100           # steps between checkpoints
   c.keep_checkpoints = 3             # newest checkpoints kept
-  c.seed = 0                         # init, data order and split
+  c.seed = 0                         # init and data order
   c.peak_tflops_per_device = 0.0     # for MFU; 0: the accelerator's datasheet peak (CPU: no MFU)
   c.mesh = ml_collections.ConfigDict()
   c.mesh.data = -1                   # pure data parallel (-1: the devices left over)
@@ -33,6 +33,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
                                      # or a directory from `python -m xlstm_jax.data.prepare`
   c.data.tokenizer = "byte"          # "byte" or a tokenizer.json (BPE; set model.vocab_size)
   c.data.val_fraction = 0.05         # documents held out for validation
+  c.data.split_seed = 0              # seed of that split (fixed across `seed` sweeps)
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.learning_rate = 3e-3   # peak learning rate
   c.optimizer.warmup_steps = 30      # linear warmup steps

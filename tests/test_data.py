@@ -235,3 +235,29 @@ def test_prepare_command_line(tmp_path):
   assert meta["num_val"] == 0 and splits["val"] is None
   assert meta["num_train"] == len(splits["train"]) == (650 + 1 - 1) // 8
   np.testing.assert_array_equal(splits["train"][0]["inputs"], list(b"hello wo"))
+
+
+def test_run_seed_leaves_the_validation_split_alone(tmp_path):
+  """`seed` sweeps (init, data order) score every run on the same held-out documents;
+  data.split_seed moves the split, and a config from before the field splits with seed."""
+  from test_task_runs import _config  # noqa: PLC0415
+  from xlstm_jax.training.data import sources  # noqa: PLC0415
+  for i in range(60):
+    (tmp_path / f"doc{i:02d}.txt").write_text(f"document number {i} " * 3)
+
+  def val_rows(**overrides):
+    config = _config("default", None)
+    config.data.corpus, config.seq_len, config.data.val_fraction = str(tmp_path / "*.txt"), 8, 0.2
+    for key, value in overrides.items():
+      if key == "split_seed" and value is None:
+        del config.data["split_seed"]
+      elif key == "split_seed":
+        config.data.split_seed = value
+      else:
+        setattr(config, key, value)
+    return sources(config, ByteTokenizer())[1].arrays["inputs"]
+
+  base = val_rows(seed=0)
+  np.testing.assert_array_equal(val_rows(seed=1), base)
+  assert not np.array_equal(val_rows(seed=0, split_seed=5), base)
+  np.testing.assert_array_equal(val_rows(seed=5, split_seed=None), val_rows(seed=0, split_seed=5))

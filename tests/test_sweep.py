@@ -108,6 +108,8 @@ def test_sweep_files():
   assert len(set(gating_names)) == len(gating_names) == 14   # 7 rows x 2 seeds
   assert gating_names[0] == "igate_mode=fixed__fgate_mode=fixed__seed=0"
   assert gating_names[-1] == "igate_mode=learned__fgate_mode=learned__seed=1"
-  for run in gating["runs"]:   # every row is a valid model
-    presets.model_config("xlstm10_tiny", igate_mode=run["overrides"]["model.igate_mode"],
-                         fgate_mode=run["overrides"]["model.fgate_mode"])
+  for sweep in (ladder, ablations, gating):   # every run builds a valid model
+    for run in sweep["runs"]:
+      preset = run.get("config", sweep["config"]).split(":")[1]
+      presets.model_config(preset, **{k.removeprefix("model."): v
+                                       for k, v in run["overrides"].items() if k.startswith("model.")})

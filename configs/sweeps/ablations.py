@@ -3,10 +3,12 @@
   python -m xlstm_jax.scaling.sweep configs/sweeps/ablations.py --root=runs/ablations
 
 From xlstm_tiny (mLSTM blocks with one sLSTM block; E = 64, 4 blocks), each run changes one
-thing: the input gate (exp | sigmoid), the normalizer (max | abs | none), the stabilizer,
+thing: the input gate (exp | sigmoid), the normalizer (max | abs), the stabilizer,
 the causal convolutions, the sLSTM's memory mixing, and the block layout (pre up-projection
 mLSTM blocks only, post up-projection sLSTM blocks only, or the mix). The first run is the
-unchanged base. Same data, steps and seed for all.
+unchanged base. Dropping the normalizer is only defined with a bounded (sigmoid) input gate
+(exp gating without it grows without bound, and ModelConfig refuses it), so that row changes
+both and compares against the igate=sigmoid row. Same data, steps and seed for all.
 """
 
 STEPS = 600
@@ -14,7 +16,7 @@ ABLATIONS = (
     {},                                                     # the base
     {"model.igate": "sigmoid"},
     {"model.normalizer": "abs"},
-    {"model.normalizer": "none"},
+    {"model.igate": "sigmoid", "model.normalizer": "none"},  # against igate=sigmoid
     {"model.stabilize": False},
     {"model.conv_kernel_size": 0, "model.slstm_conv_kernel_size": 0},
     {"model.memory_mixing": False},

@@ -78,10 +78,18 @@ def sources(config, tokenizer) -> tuple:
       raise ValueError(f"{spec} has no training examples")
     return splits["train"], splits["val"]
   docs = data_lib.load_documents(spec)
-  train_docs, val_docs = data_lib.split_documents(docs, config.data.val_fraction, config.seed)
+  train_docs, val_docs = data_lib.split_documents(docs, config.data.val_fraction,
+                                                  split_seed(config))
   encode = lambda ds: data_lib.PackedArrays(data_lib.pack(  # noqa: E731
       [tokenizer.encode(d) for d in ds], config.seq_len, tokenizer.eos_id))
   return encode(train_docs), (encode(val_docs) if val_docs else None)
+
+
+def split_seed(config) -> int:
+  """The seed of the train/validation document split: data.split_seed, so runs that differ
+  only in `seed` (init and data order) are scored on the same held-out text. Workdirs
+  written before the field existed split with `seed`, and keep doing so."""
+  return config.data.get("split_seed", config.seed)
 
 
 def datasets(config, tokenizer, mesh: Mesh) -> tuple:

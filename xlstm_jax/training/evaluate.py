@@ -21,7 +21,7 @@ from xlstm_jax.evaluation import (DEFAULT_PROMPTS, check_factors, document_strea
                                   text_samples)
 from xlstm_jax.nn import LanguageModel, ModelConfig
 from xlstm_jax.training.checkpoint import Checkpointer
-from xlstm_jax.training.data import datasets, global_batch, task_of
+from xlstm_jax.training.data import datasets, global_batch, split_seed, task_of
 from xlstm_jax.training.optimizer import OptimizerConfig, make_optimizer
 from xlstm_jax.training.step import abstract_train_state, accuracy, cross_entropy
 
@@ -168,7 +168,7 @@ def validation_stream(config, tokenizer, max_tokens: int | None = None) -> np.nd
     if val is None:
       raise ValueError(f"the prepared corpus {spec} has no validation split")
     return packed_stream(val, max_tokens)
-  _, val_docs = split_documents(load_documents(spec), config.data.val_fraction, config.seed)
+  _, val_docs = split_documents(load_documents(spec), config.data.val_fraction, split_seed(config))
   return document_stream([tokenizer.encode(d) for d in val_docs], tokenizer.eos_id)
 
 
