@@ -59,22 +59,29 @@ def test_gating_rows_errors():
 
 def test_component_rows_name_the_change():
   results = [_result(1.0), _result(1.1, **{"model.igate": "sigmoid"}),
-             _result(0.9, **{"model.slstm_at": []})]
+             _result(0.9, **{"model.slstm_at": []}),
+             _result(1.3, **{"model.igate": "sigmoid", "model.normalizer": "none"})]
   rows = ar.component_rows(results)
   assert [r["change_name"] for r in rows] == ["base (unchanged)", "igate=sigmoid",
-                                             "slstm_at=[]"]
+                                             "slstm_at=[]", "igate=sigmoid, normalizer=none"]
   assert rows[1]["change"] == pytest.approx(100 * (math.exp(0.1) - 1))
   assert rows[2]["change"] < 0
+  assert [r.get("against") for r in rows] == [None, None, None, "igate=sigmoid"]
+  assert rows[3]["change_vs"] == pytest.approx(100 * (math.exp(0.2) - 1))
+  table = "\n".join(ar.component_table(rows))
+  assert "| igate=sigmoid, normalizer=none | 3.669 | +34.99% | +22.14% vs igate=sigmoid |" in table
 
 
 def test_write_report_and_cli(tmp_path):
   gating = _write(tmp_path / "gating.jsonl", _gating_results())
   components = _write(tmp_path / "comp.jsonl",
-                      [_result(1.0), _result(1.2, **{"model.normalizer": "none"})])
+                      [_result(1.0), _result(1.2, **{"model.normalizer": "none"}),
+                       _result(1.0, **{"model.stabilize": False})])
   ar.main([f"--gating={gating}", f"--components={components}", f"--out={tmp_path / 'out'}"])
   text = (tmp_path / "out" / "ablations.md").read_text()
   assert "| Forget Gate + Input Gate | learned | learned |" in text
   assert "Spearman) of our perplexities with the paper's over these 7 rows: +1.00" in text
+  assert "`stabilize=False` lands +0.0000% from the base" in text
   assert "| normalizer=none |" in text and "| Adding matrix memory | xLSTM[7:1] |" in text
   for png in ("ablations_gating.png", "ablations_components.png"):
     assert (tmp_path / "out" / png).read_bytes()[:4] == b"\x89PNG"
