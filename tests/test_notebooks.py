@@ -26,6 +26,7 @@ SMALL = {
     "03_memory_capacity": "WIDTHS = (16, 32)\nPAIRS = tuple(2 ** j for j in range(9))\nTRIALS = 4\n",
     "04_three_forms": "T_CHECK = 40\nT_PALLAS = 40\nCHUNK = 16\nTIMING_LENGTHS = (64, 128, 256)\nREPEATS = 3\n",
     "05_scaling_laws": "BOOTSTRAP = 4\nOUT = '{tmp}/scaling'\n",
+    "06_ablations": "",
 }
 
 
