@@ -247,7 +247,8 @@ def test_run_seed_leaves_the_validation_split_alone(tmp_path):
 
   def val_rows(**overrides):
     config = _config("default", None)
-    config.data.corpus, config.seq_len, config.data.val_fraction = str(tmp_path / "*.txt"), 8, 0.2
+    config.data.corpus, config.data.val_fraction = str(tmp_path / "*.txt"), 0.2
+    config.seq_len = 8
     for key, value in overrides.items():
       if key == "split_seed" and value is None:
         del config.data["split_seed"]

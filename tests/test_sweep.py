@@ -111,5 +111,6 @@ def test_sweep_files():
   for sweep in (ladder, ablations, gating):   # every run builds a valid model
     for run in sweep["runs"]:
       preset = run.get("config", sweep["config"]).split(":")[1]
-      presets.model_config(preset, **{k.removeprefix("model."): v
-                                       for k, v in run["overrides"].items() if k.startswith("model.")})
+      model = {k.removeprefix("model."): v for k, v in run["overrides"].items()
+               if k.startswith("model.")}
+      presets.model_config(preset, **model)

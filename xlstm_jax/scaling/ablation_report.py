@@ -262,7 +262,8 @@ def write_report(gating, out, components=None) -> pathlib.Path:
       lines.append(f"- `stabilize=False` lands {stabilizer['change']:+.4f}% from the base: "
                    "the stabilizer rescales the states by exp(-m) without changing what the "
                    "cell computes; it guards against overflow of exp, which runs this small "
-                   "do not reach (tests/test_mlstm_forms.py::test_unstabilized_overflow_is_loud shows where it does).")
+                   "do not reach (tests/test_mlstm_forms.py::test_unstabilized_overflow_is_loud "
+                   "shows where it does).")
     lines += ["", "The paper's component ablation (Table 2, top) for orientation:", "",
               "| modification | model | params (M) | SlimPajama 15B ppl |", "|---|---|---:|---:|"]
     lines += [f"| {m} | {model} | {n} | {p} |" for m, model, n, p in PAPER_COMPONENTS]

@@ -168,7 +168,8 @@ def validation_stream(config, tokenizer, max_tokens: int | None = None) -> np.nd
     if val is None:
       raise ValueError(f"the prepared corpus {spec} has no validation split")
     return packed_stream(val, max_tokens)
-  _, val_docs = split_documents(load_documents(spec), config.data.val_fraction, split_seed(config))
+  _, val_docs = split_documents(load_documents(spec), config.data.val_fraction,
+                                split_seed(config))
   return document_stream([tokenizer.encode(d) for d in val_docs], tokenizer.eos_id)
 
 
