@@ -15,7 +15,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   c.model = presets.model_config_dict(preset or "xlstm_tiny")  # every ModelConfig field
   c.model.vocab_size = 257           # byte tokenizer: 256 bytes + EOS
   c.num_steps = 300                  # optimizer steps (the schedule spans exactly these)
-  c.batch_size = 16                  # global batch (sequences), split over processes
+  c.batch_size = 16                  # global batch (sequences) per micro-batch, split over
+                                     # processes; x optimizer.grad_accum_steps per step
   c.seq_len = 128                    # tokens per sequence
   c.log_every = 10                   # steps between metrics lines
   c.eval_every = 100                 # steps between validation passes (0: never)

@@ -131,3 +131,28 @@ def test_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path):
   a, b = metrics(tmp_path / "straight"), metrics(run)
   for step in range(1, 7):
     assert b[step]["loss"] == pytest.approx(a[step]["loss"], rel=1e-5), step
+
+
+def test_gradient_accumulation_counts_optimizer_steps(tmp_path):
+  """num_steps counts optimizer updates: 2 steps of 2 micro-batches of 8 read the same 32
+  sequences as 2 steps of 16 and end at the same parameters (to float rounding, far closer
+  than a run that reads only the first 8 of each 16)."""
+  import jax  # noqa: PLC0415
+  import ml_collections  # noqa: PLC0415
+  import numpy as np  # noqa: PLC0415
+  from xlstm_jax.training.evaluate import restore_model  # noqa: PLC0415
+  runs = {"accum": ["--config.batch_size=8", "--config.optimizer.grad_accum_steps=2"],
+          "full": ["--config.batch_size=16"], "half": ["--config.batch_size=8"]}
+  params = {}
+  for name, flags in runs.items():
+    workdir = tmp_path / name
+    train(workdir, "--config.num_steps=2", "--config.eval_every=0", *flags)
+    assert sorted(metrics(workdir)) == [1, 2] and checkpoint_steps(workdir) == [2]
+    config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+    _, params[name], step = restore_model(config, workdir)
+    assert step == 2
+
+  def distance(a, b):
+    return max(jax.tree.leaves(jax.tree.map(lambda x, y: float(np.max(np.abs(x - y))), a, b)))
+  assert distance(params["accum"], params["full"]) < 0.05 * distance(params["half"],
+                                                                      params["full"])

@@ -3,7 +3,9 @@
 The loop dispatches step N before it reads the metrics of step N-1, so the host never
 waits on the device except at checkpoints and evaluations. A NaN/Inf loss stops the run
 with an error; checkpoints are only written after the step's loss was checked, so the
-last checkpoint is always a good one.
+last checkpoint is always a good one. A step is one optimizer update: with
+optimizer.grad_accum_steps = k it reads k batches of batch_size (logged loss and accuracy
+are their mean), so num_steps, the schedule and the checkpoint steps all count updates.
 """
 
 from __future__ import annotations
@@ -79,7 +81,8 @@ def train(config, workdir) -> dict:
     batches.set_state(data_state)
     logging.info("resumed from step %d of %s", int(state.step), workdir)
   train_step = make_train_step(model, tx, mesh, shardings)
-  step = int(state.step)
+  accum = opt_cfg.grad_accum_steps   # micro-batches per optimizer step (optax.MultiSteps)
+  step = int(state.step) // accum    # state.step counts micro-batches
   writer, progress = MetricsWriter(workdir), Progress(step, config.num_steps)
   eval_loss = make_eval_loss(model)
   meter = _Throughput(step, config, model_cfg)
@@ -87,7 +90,11 @@ def train(config, workdir) -> dict:
   pending, last = None, {}
   try:
     while step < config.num_steps:
-      state, metrics = train_step(state, global_batch(next(batches), mesh))
+      micro = []
+      for _ in range(accum):
+        state, metrics = train_step(state, global_batch(next(batches), mesh))
+        micro.append(metrics)
+      metrics = jax.tree.map(lambda *m: sum(m) / accum, *micro) if accum > 1 else metrics
       step += 1
       if pending is not None:  # the previous step's metrics, read while this one runs
         last = log(pending)
@@ -114,7 +121,8 @@ class _Throughput:
 
   def __init__(self, step: int, config, model_cfg: ModelConfig):
     self.step, self.time = step, time.perf_counter()
-    self.tokens_per_step = config.batch_size * config.seq_len
+    self.tokens_per_step = (config.batch_size * config.seq_len
+                            * config.optimizer.get("grad_accum_steps", 1))
     self.flops_per_token = train_flops_per_token(model_cfg, config.seq_len)
     peak = config.peak_tflops_per_device * 1e12 or peak_flops(jax.devices()[0],
                                                               model_cfg.dtype)
