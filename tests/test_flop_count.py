@@ -91,3 +91,21 @@ def test_xlstm_forms_scale_as_they_should():
   assert per_token["recurrent"] == 3 * rec_forward   # autodiff: 2 matmuls per forward one
   with pytest.raises(ValueError, match="seq_len=0 must be a positive int"):
     model_flops(cfg, 0)
+
+
+def test_pallas_kernels_count_once_per_grid_program():
+  """A pallas_call's body runs once per program of its grid; so the Pallas backend counts
+  about what the chunkwise form it implements does (it adds the double-float cumsum)."""
+  from jax.experimental import pallas as pl  # noqa: PLC0415
+
+  def kernel(x_ref, o_ref):
+    o_ref[...] = x_ref[...] * 2.0 + 1.0
+  spec = pl.BlockSpec((4, 4), lambda i, j: (i, j))
+  call = lambda x: pl.pallas_call(  # noqa: E731
+      kernel, grid=(3, 2), in_specs=[spec], out_specs=spec,
+      out_shape=jax.ShapeDtypeStruct((12, 8), jnp.float32), interpret=True)(x)
+  assert count_flops(call, S(12, 8)) == FlopCount(elementwise=2 * 12 * 8)
+  totals = {backend: model_flops(presets.model_config(
+      "xlstm10_tiny", vocab_size=257, embedding_dim=32, num_blocks=1, backend=backend,
+      chunk_size=16), 64)["total"] for backend in ("chunkwise", "pallas")}
+  assert totals["pallas"] == pytest.approx(totals["chunkwise"], rel=0.02)

@@ -86,6 +86,8 @@ def _eqn_flops(eqn) -> FlopCount:
     return FlopCount(matmul=2.0 * _size(eqn.outvars[0]) * rhs[spec[1]] * taps)
   if name == "scan":
     return jaxpr_flops(p["jaxpr"].jaxpr) * p["length"]
+  if name == "pallas_call":   # the kernel body runs once per program of the grid
+    return jaxpr_flops(p["jaxpr"]) * math.prod(p["grid_mapping"].grid)
   if name == "cond":
     branches = [jaxpr_flops(b.jaxpr) for b in p["branches"]]
     return max(branches, key=lambda c: c.total)
