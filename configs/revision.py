@@ -9,7 +9,7 @@ item of the highest importance, wherever it came (xlstm_jax.tasks.recall.Revisio
 exponential input gate with the normalizer can weight each item by exp(importance) and let
 the most important one dominate the memory; a sigmoid gate saturates at 1 and must revise
 through the recurrence. model: a family of presets.SYNTHETIC_FAMILIES; igate: exp or
-sigmoid, the input gate of every mLSTM and sLSTM cell (the lstm family is sigmoid anyway);
+sigmoid, the input gate of every mLSTM and sLSTM cell (the lstm family takes sigmoid only);
 levels: the number of importance levels (8; more levels leave fewer spare units per level).
 """
 
@@ -20,6 +20,9 @@ def get_config(arg: str | None = None):
   opts = parse_options(arg, {"model": "mlstm", "igate": "exp", "levels": 8})
   if opts["igate"] not in ("exp", "sigmoid"):
     raise ValueError(f"igate={opts['igate']!r} must be exp or sigmoid")
+  if opts["model"] == "lstm" and opts["igate"] != "sigmoid":
+    raise ValueError(f"model=lstm has a sigmoid input gate only (got igate={opts['igate']!r}); "
+                     "set igate=sigmoid, or use model=slstm for the exponential gate")
   c = task_config("revision", {"num_items": 16, "num_importances": opts["levels"]}, opts["model"],
                   train_lengths=(2, 32), test_lengths=(2, 32), test_examples=64)
   c.model.igate = opts["igate"]

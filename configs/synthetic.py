@@ -13,6 +13,15 @@ from xlstm_jax import presets
 from xlstm_jax.tasks import make_task
 
 
+def _convert(value: str, kind: type):
+  """The option string as the default's type; bools from true/false (bool("False") is True)."""
+  if kind is bool:
+    if value.lower() not in ("true", "false"):
+      raise ValueError(value)
+    return value.lower() == "true"
+  return kind(value)
+
+
 def parse_options(arg: str | None, defaults: dict) -> dict:
   """ "k=v,k=v" -> dict over `defaults` (values converted to the default's type); unknown
   keys are an error that lists the known."""
@@ -22,7 +31,7 @@ def parse_options(arg: str | None, defaults: dict) -> dict:
     if not sep or key not in opts:
       raise ValueError(f"config option {item!r} is not key=value with key in {sorted(opts)}")
     try:
-      opts[key] = type(defaults[key])(value)
+      opts[key] = _convert(value, type(defaults[key]))
     except ValueError:
       raise ValueError(f"config option {key}={value!r} is not a "
                        f"{type(defaults[key]).__name__}") from None

@@ -69,10 +69,21 @@ def test_recall_configs_build_their_tasks():
   assert sources(r, tokenizer=None)[1][0]["mask"].sum() == 1   # scored only at QUERY
   with pytest.raises(ValueError, match="igate='tanh' must be exp or sigmoid"):
     _config("revision", "igate=tanh")
+  with pytest.raises(ValueError, match="model=lstm has a sigmoid input gate only .got igate='exp'"):
+    _config("revision", "model=lstm,igate=exp")
   with pytest.raises(ValueError, match="context='long' is not a int"):
     _config("mqar", "context=long")
   with pytest.raises(ValueError, match="MQAR length=8 too short"):
     sources(_config("mqar", "context=8,pairs=4"), tokenizer=None)
+
+
+def test_options_parse_bools_strictly():
+  from configs.synthetic import parse_options  # noqa: PLC0415
+  defaults = {"mix": True, "n": 3}
+  assert parse_options("mix=False,n=5", defaults) == {"mix": False, "n": 5}
+  assert parse_options("mix=true", {"mix": False}) == {"mix": True}
+  with pytest.raises(ValueError, match="config option mix='no' is not a bool"):
+    parse_options("mix=no", defaults)
 
 
 def test_length_curriculum_ramps_the_longest_size():
