@@ -80,11 +80,26 @@ def test_list_and_slurm(tmp_path, capsys):
   sw.main([str(sweep_file), f"--root={tmp_path / 'r'}", "--list"])
   lines = capsys.readouterr().out.splitlines()
   assert len(lines) == 2 and lines[1].endswith("--index=1   # llama_tiny__embedding_dim=32")
+  sw.main([str(sweep_file), f"--root={tmp_path / 'r'}", "--list", "--eval_batches=3"])
+  lines = capsys.readouterr().out.splitlines()
+  assert f" {sweep_file.resolve()} " in lines[0] and "--index=0 --eval_batches=3   #" in lines[0]
   sw.main([str(sweep_file), f"--root={tmp_path / 'r'}", "--slurm"])
   script = (tmp_path / "r" / "sweep.sbatch").read_text()
   assert "#SBATCH --array=0-1" in script and "--index=$SLURM_ARRAY_TASK_ID" in script
   with pytest.raises(ValueError, match="--index=5 is outside the sweep's 2 runs"):
     sw.run_one(sw.load_sweep(sweep_file), 5, tmp_path)
+
+
+def test_failed_runs_are_named_and_exit_nonzero(tmp_path, capsys):
+  sweep_file = tmp_path / "bad.py"
+  sweep_file.write_text("def get_sweep():\n  return {'config': 'configs/default.py', "
+                        "'name_keys': ['model.igate'], "
+                        "'runs': [{'model.igate': 'tanh', 'num_steps': 1}]}\n")
+  with pytest.raises(SystemExit, match=r"1 of 1 runs failed \(see their run.log\): igate=tanh"):
+    sw.main([str(sweep_file), f"--root={tmp_path / 'r'}"])
+  assert "igate=tanh: train.py failed, see" in capsys.readouterr().out
+  assert (tmp_path / "r" / "results.jsonl").read_text() == ""
+  assert "igate='tanh'" in (tmp_path / "r" / "igate=tanh" / "run.log").read_text()
 
 
 def test_sweep_files():

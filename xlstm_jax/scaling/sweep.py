@@ -28,10 +28,12 @@ import importlib.util
 import itertools
 import json
 import math
+import os
 import pathlib
 import re
 import subprocess
 import sys
+import tempfile
 
 ROOT_DIR = pathlib.Path(__file__).resolve().parents[2]
 
@@ -156,9 +158,11 @@ def collect(sweep: dict, root: pathlib.Path) -> pathlib.Path:
            if (root / r["name"] / "result.json").is_file()]
   path = root / "results.jsonl"
   root.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_suffix(f".tmp{id(lines)}")  # concurrent array tasks: replace atomically
-  tmp.write_text("".join(line + "\n" for line in lines))
-  tmp.replace(path)
+  # concurrent array tasks, maybe on other nodes: each writes its own file, then replaces
+  fd, tmp = tempfile.mkstemp(dir=root, prefix="results.", suffix=".tmp")
+  with os.fdopen(fd, "w") as f:
+    f.write("".join(line + "\n" for line in lines))
+  pathlib.Path(tmp).replace(path)
   return path
 
 
@@ -195,9 +199,10 @@ def main(argv=None) -> None:
   root = pathlib.Path(args.root).resolve()
   runs = sweep["runs"]
   if args.list:
+    extra = f" --eval_batches={args.eval_batches}" if args.eval_batches else ""
     for i, r in enumerate(runs):
-      print(f"{sys.executable} -m xlstm_jax.scaling.sweep {args.sweep} --root={root} "
-            f"--index={i}   # {r['name']}")
+      print(f"{sys.executable} -m xlstm_jax.scaling.sweep {pathlib.Path(args.sweep).resolve()} "
+            f"--root={root} --index={i}{extra}   # {r['name']}")
     return
   if args.slurm:
     root.mkdir(parents=True, exist_ok=True)
@@ -207,10 +212,17 @@ def main(argv=None) -> None:
     return
   indices = range(len(runs)) if args.index is None else [args.index]
   width = int(math.log10(len(runs))) + 1
+  failed = []
   for done, i in enumerate(indices, start=1):
     print(f"[{done:>{width}}/{len(indices)}] {run_one(sweep, i, root, args.eval_batches)}",
           flush=True)
-  print(f"wrote {collect(sweep, root)}")
+    if not (root / runs[i]["name"] / "result.json").is_file():
+      failed.append(runs[i]["name"])
+    path = collect(sweep, root)   # after each run, so a stopped sweep leaves what it has
+  print(f"wrote {path}")
+  if failed:
+    sys.exit(f"{len(failed)} of {len(indices)} runs failed (see their run.log): "
+             f"{', '.join(failed)}")
 
 
 if __name__ == "__main__":
