@@ -76,12 +76,13 @@ def test_write_report_and_cli(tmp_path):
   gating = _write(tmp_path / "gating.jsonl", _gating_results())
   components = _write(tmp_path / "comp.jsonl",
                       [_result(1.0), _result(1.2, **{"model.normalizer": "none"}),
-                       _result(1.0, **{"model.stabilize": False})])
+                       _result(1.0, **{"model.stabilize": False}) | {"params": 1300}])
   ar.main([f"--gating={gating}", f"--components={components}", f"--out={tmp_path / 'out'}"])
   text = (tmp_path / "out" / "ablations.md").read_text()
   assert "| Forget Gate + Input Gate | learned | learned |" in text
   assert "Spearman) of our perplexities with the paper's over these 7 rows: +1.00" in text
   assert "`stabilize=False` lands +0.0000% from the base" in text
+  assert "(1,234 to 1,300 parameters, " in text and "(1,234 parameters, " in text
   assert "| normalizer=none |" in text and "| Adding matrix memory | xLSTM[7:1] |" in text
   for png in ("ablations_gating.png", "ablations_components.png"):
     assert (tmp_path / "out" / png).read_bytes()[:4] == b"\x89PNG"

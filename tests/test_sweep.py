@@ -114,6 +114,8 @@ def test_sweep_files():
                                num_blocks=o["model.num_blocks"])
     spent = train_flops_per_token(cfg, 64) * o["num_steps"] * 16 * 64
     assert spent == pytest.approx(ladder_module.BUDGETS[0], rel=0.02)
+  with pytest.raises(ValueError, match="budget 1e.08 buys 0 steps .* at least 20"):
+    ladder_module.planned_steps("xlstm10_tiny", 96, 4, 1e8)
   ablations = sw.load_sweep(ROOT / "configs" / "sweeps" / "ablations.py")
   names = [r["name"] for r in ablations["runs"]]
   assert names[0] == "base" and "igate=sigmoid" in names and "slstm_at=none" in names

@@ -2,10 +2,11 @@
 
   python -m xlstm_jax.scaling.sweep configs/sweeps/gating.py --root=runs/gating
 
-Rows, for the input and the forget gate of every mLSTM and sLSTM cell (model.igate_mode /
-fgate_mode): "learned" = input-dependent with a learnable bias, "bias" = a learnable bias
-only, "fixed" = the bias frozen at its init (input gate ~ 0, i.e. exp(0) = 1; forget gate
-3..6, i.e. sigmoid ~ 0.95..0.998):
+Rows, for the input and the forget gate of every mLSTM cell (model.igate_mode /
+fgate_mode; the modes apply to sLSTM cells too, whose forget bias init differs):
+"learned" = input-dependent with a learnable bias, "bias" = a learnable bias only, "fixed" =
+the bias frozen at its init (mLSTM: input gate ~ 0, i.e. exp(0) = 1; forget gate 3..6,
+i.e. sigmoid ~ 0.95..0.998):
   paper's row                      igate   / fgate
   No Gates                         fixed   / fixed
   Forget Gate                      fixed   / learned

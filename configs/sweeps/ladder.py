@@ -3,12 +3,12 @@
   python -m xlstm_jax.scaling.sweep configs/sweeps/ladder.py --root=runs/ladder
   python -m xlstm_jax.scaling.fit --results=runs/ladder/results.jsonl --out=runs/ladder/fit
 
-Each budget C is spent by every size N: num_steps = C / (6 N' x batch x seq_len), with N'
-the 6 N estimate of the training FLOPs per token (scaling/flops.py), so the runs of a
-budget form an IsoFLOP set (each result carries its "budget", which the fit groups by;
-the "flops" column is the count from the jaxpr); the cosine schedule spans each run's own steps (Chinchilla's
-lesson: a schedule longer than the run biases the loss). Byte-level default corpus,
-batch 16 x 64 tokens.
+Each budget C is spent by every size N: num_steps = C / (F x batch x seq_len), with F
+the training FLOPs per token by the 6 N estimate (scaling/flops.py train_flops_per_token),
+so the runs of a budget form an IsoFLOP set (each result carries its "budget", which the fit
+groups by; the "flops" column is the count from the jaxpr). The cosine schedule spans each
+run's own steps (Chinchilla's lesson: a schedule longer than the run biases the loss).
+Byte-level default corpus, batch 16 x 64 tokens.
 """
 
 from xlstm_jax import presets
@@ -23,7 +23,11 @@ BATCH, SEQ_LEN = 16, 64
 def planned_steps(preset: str, embedding_dim: int, num_blocks: int, budget: float) -> int:
   cfg = presets.model_config(preset, vocab_size=257, embedding_dim=embedding_dim,
                              num_blocks=num_blocks)
-  return max(int(round(budget / (train_flops_per_token(cfg, SEQ_LEN) * BATCH * SEQ_LEN))), 20)
+  steps = int(round(budget / (train_flops_per_token(cfg, SEQ_LEN) * BATCH * SEQ_LEN)))
+  if steps < 20:   # a floor would break the budget's IsoFLOP set: refuse instead
+    raise ValueError(f"budget {budget:g} buys {steps} steps of {preset} at E={embedding_dim}, "
+                     f"{num_blocks} blocks; at least 20 are needed (raise the budget)")
+  return steps
 
 
 def get_sweep():

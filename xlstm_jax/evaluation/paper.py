@@ -25,7 +25,7 @@ from xlstm_jax.scaling.sweep import train_and_eval
 
 FORMAL_FAMILIES = ("slstm", "xlstm11", "mlstm", "llama")
 LABELS = {"slstm": "xLSTM[0:1]", "xlstm11": "xLSTM[1:1]", "mlstm": "xLSTM[1:0]",
-          "llama": "Llama", "lstm": "LSTM"}
+          "llama": "Llama", "lstm": "LSTM", "xlstm": "xLSTM[3:1]"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -181,7 +181,9 @@ def plot_components(rows: list[dict], path=None):
 
 def _settings(results: list[dict]) -> str:
   o = results[0]["overrides"]
-  return (f"{results[0]['params']:,} parameters, {o.get('num_steps')} steps of "
+  low, high = min(r["params"] for r in results), max(r["params"] for r in results)
+  params = f"{low:,}" if low == high else f"{low:,} to {high:,}"
+  return (f"{params} parameters, {o.get('num_steps')} steps of "
           f"{o.get('batch_size')} x {o.get('seq_len')} tokens")
 
 
