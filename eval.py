@@ -40,7 +40,7 @@ flags.DEFINE_bool("plot", False, "write the figures: length_accuracy.png for tas
 
 
 def _factors(values: list[str]) -> list[int]:
-  if not all(v.strip().isdigit() for v in values):
+  if not all(v.strip().isdigit() and int(v) > 0 for v in values):
     raise app.UsageError(f"--extrapolate={','.join(values)} must be positive ints, e.g. 1,2,4,8")
   return [int(v) for v in values]
 
@@ -50,6 +50,9 @@ def main(argv):
   quiet_orbax_logs(absl_logging.get_absl_handler())
   f = flags.FLAGS
   factors = _factors(f.extrapolate)
+  if f.extrapolate_sequences < 0:   # before the restore and the validation pass
+    raise app.UsageError(f"--extrapolate_sequences={f.extrapolate_sequences} must be >= 0 "
+                         "(0: as many as the validation text holds)")
   result = evaluate_workdir(
       f.workdir, f.corpus, f.batches or None, extrapolate=factors or None,
       extrapolate_sequences=f.extrapolate_sequences or None, samples=f.samples,

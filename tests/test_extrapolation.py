@@ -146,6 +146,13 @@ def test_known_bigram_losses_fill_the_first_bucket_and_uniform_the_rest():
   assert max_factor_within(as_json, tolerance=ratio_2x - 1 + 1e-9) == 2
 
 
+class Raises:
+  """A model that must never be called: the argument checks come first."""
+
+  def apply(self, *args, **kwargs):
+    raise AssertionError("the model ran before the arguments were checked")
+
+
 def test_too_short_text_and_bad_factors_are_errors():
   model = BigramThenUniform(vocab=5, horizon=4)
   with pytest.raises(ValueError, match=r"has 64 tokens, too few for one sequence of 16 x "
@@ -156,6 +163,8 @@ def test_too_short_text_and_bad_factors_are_errors():
     extrapolation_curve(model, {}, np.zeros(999, np.int32), context=4, factors=(1, 3, 8))
   with pytest.raises(ValueError, match="must be positive ints"):
     extrapolation_curve(model, {}, np.zeros(999, np.int32), context=4, factors=(0, 2))
+  with pytest.raises(ValueError, match="tolerance=-0.1 must be >= 0"):
+    extrapolation_curve(Raises(), {}, np.zeros(999, np.int32), context=4, tolerance=-0.1)
   with pytest.raises(ValueError, match="window=0 must be a positive int"):
     token_losses(model, {}, np.zeros((1, 9), np.int32), window=0)
 
@@ -240,3 +249,13 @@ def test_evaluate_workdir_rejects_bad_options_before_restoring(text_run, tmp_pat
   (tmp_path / "config.json").write_text(json.dumps(config))
   with pytest.raises(ValueError, match="are for text runs"):
     evaluate_workdir(tmp_path, samples=2)
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--extrapolate=0,2", "--extrapolate=0,2 must be positive ints"),
+    ("--extrapolate_sequences=-1", "--extrapolate_sequences=-1 must be >= 0")])
+def test_eval_py_usage_errors_come_first(tmp_path, flag, message):
+  """Bad extrapolation flags stop eval.py before it looks for the run (none exists here)."""
+  result = subprocess.run([sys.executable, str(ROOT / "eval.py"), f"--workdir={tmp_path}", flag],
+                          capture_output=True, text=True, env=env(), timeout=600)
+  assert result.returncode != 0 and message in result.stderr, result.stderr[-2000:]

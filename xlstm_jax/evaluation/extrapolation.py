@@ -150,6 +150,8 @@ def extrapolation_curve(model, params, stream, context: int,
     raise ValueError(f"max_sequences={max_sequences!r} must be None or a positive int")
   if not isinstance(batch_size, int) or batch_size < 1:
     raise ValueError(f"batch_size={batch_size!r} must be a positive int")
+  if not tolerance >= 0:   # checked before the windows run, not after
+    raise ValueError(f"tolerance={tolerance!r} must be >= 0 (0.1 for within 10%)")
   factors = check_factors(factors)
   stream = np.asarray(stream)
   if stream.ndim != 1 or not np.issubdtype(stream.dtype, np.integer):
