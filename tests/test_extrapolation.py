@@ -245,6 +245,8 @@ def test_evaluate_workdir_rejects_bad_options_before_restoring(text_run, tmp_pat
   shutil.copy(text_run / "config.json", tmp_path / "config.json")  # no checkpoints here
   with pytest.raises(ValueError, match=r"factors \[3\] do not divide"):
     evaluate_workdir(tmp_path, extrapolate=[1, 3, 4])
+  with pytest.raises(ValueError, match=f"no checkpoint in {tmp_path / 'checkpoints'} restores"):
+    evaluate_workdir(tmp_path, max_batches=1)
   config["data"]["task"] = "parity"
   (tmp_path / "config.json").write_text(json.dumps(config))
   with pytest.raises(ValueError, match="are for text runs"):

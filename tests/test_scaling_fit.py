@@ -212,6 +212,10 @@ def test_errors_for_missing_file_and_too_few_runs(tmp_path, capsys):
     F.fit_isoflop(N, D, C, L)
   with pytest.raises(ValueError, match="expected a positive finite number"):
     F.load_results(_write(tmp_path / "r.jsonl", [{**_rows(None, 1, 0)[0], "budget": 0}]))
+  rows = _rows(None, 1, 0)
+  with pytest.raises(ValueError, match="1 of 21 runs have a 'budget' field: give it on every"):
+    F.budget_labels([{**rows[0], "budget": 1e17}, *rows[1:]])
+  np.testing.assert_array_equal(F.budget_labels([{**r, "budget": 5.0} for r in rows]), 5.0)
 
   results = _write(tmp_path / "few.jsonl", _rows("xlstm", 1.0, 0)[:4])
   for argv, match in ((["--results", str(tmp_path / "nope.jsonl")], "does not exist"),
