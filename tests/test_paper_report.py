@@ -5,6 +5,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from test_task_runs import _config
 from test_train_entry import ROOT
 from xlstm_jax.evaluation import paper
@@ -93,6 +95,27 @@ def test_run_one_trains_evaluates_then_skips(tmp_path):
   assert "FAILED" in paper.run_one(bad, tmp_path)
   assert "igate='tanh' must be exp or sigmoid" in (tmp_path / "revision" / "bad" /
                                                    "run.log").read_text()
+
+
+def test_cli_runs_in_parallel_skips_done_runs_and_names_failures(tmp_path, capsys,
+                                                                   monkeypatch):
+  tables = paper.experiments()
+  text_config = _config("default", None)
+  for run in tables["extrapolation"]:
+    _fake_run(tmp_path, run, text_config, _extrapolation_result({1: 1.0, 2: 1.0}))
+  paper.main([f"--runs={tmp_path}", f"--out={tmp_path / 'out'}", "--tables=extrapolation",
+              "--jobs=2"])
+  out = capsys.readouterr().out
+  assert out.count("done before") == 2 and "[2/2]" in out
+  assert "## Length extrapolation" in (tmp_path / "out" / "paper_reproduction.md").read_text()
+  paper.main([f"--runs={tmp_path}", f"--out={tmp_path / 'again'}", "--report_only"])
+  assert "done before" not in capsys.readouterr().out
+  assert (tmp_path / "again" / "paper_reproduction.md").is_file()
+  monkeypatch.setattr(paper, "run_one", lambda r, d: f"{r.table}/{r.name}: FAILED, boom")
+  with pytest.raises(SystemExit, match=r"4 runs failed \(see their run.log\): ") as exit_:
+    paper.main([f"--runs={tmp_path}", f"--out={tmp_path / 'out'}", "--tables=mqar"])
+  assert sorted(str(exit_.value).split(": ")[1].split(", ")) == sorted(
+      f"mqar/{r.name}" for r in tables["mqar"])
 
 
 def test_unknown_table_is_an_error(tmp_path):

@@ -19,6 +19,7 @@ import concurrent.futures
 import dataclasses
 import json
 import pathlib
+import sys
 import time
 
 from xlstm_jax.scaling.sweep import train_and_eval
@@ -74,12 +75,17 @@ def run_one(run: Run, runs_dir: pathlib.Path) -> str:
   return f"{run.table}/{run.name}: done in {(time.time() - start) / 60:.1f} min"
 
 
-def run_all(runs: list[Run], runs_dir: pathlib.Path, jobs: int) -> None:
-  """Runs `runs`, `jobs` at a time, printing a line as each ends."""
+def run_all(runs: list[Run], runs_dir: pathlib.Path, jobs: int) -> list[str]:
+  """Runs `runs`, `jobs` at a time, printing a line as each ends; the failed runs' names."""
+  failed = []
   with concurrent.futures.ThreadPoolExecutor(max(jobs, 1)) as pool:
-    futures = [pool.submit(run_one, r, runs_dir) for r in runs]
+    futures = {pool.submit(run_one, r, runs_dir): r for r in runs}
     for i, fut in enumerate(concurrent.futures.as_completed(futures), start=1):
-      print(f"[{i}/{len(runs)}] {fut.result()}", flush=True)
+      line = fut.result()
+      print(f"[{i}/{len(runs)}] {line}", flush=True)
+      if ": FAILED, " in line:
+        failed.append(f"{futures[fut].table}/{futures[fut].name}")
+  return failed
 
 
 def load(runs_dir: pathlib.Path, run: Run) -> dict | None:
@@ -91,8 +97,8 @@ def load(runs_dir: pathlib.Path, run: Run) -> dict | None:
           "config": json.loads((workdir / "config.json").read_text())}
 
 
-if __name__ == "__main__":
-  from xlstm_jax.evaluation.paper_report import write_report  # noqa: PLC0415
+def main(argv=None) -> None:
+  from xlstm_jax.evaluation.paper_report import write_report  # noqa: PLC0415 (it imports us)
 
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -102,13 +108,20 @@ if __name__ == "__main__":
                       help="comma-separated tables to run: " + ", ".join(experiments()))
   parser.add_argument("--jobs", type=int, default=1, help="runs at the same time")
   parser.add_argument("--report_only", action="store_true", help="write the report only")
-  args = parser.parse_args()
+  args = parser.parse_args(argv)
   tables = experiments()
   chosen = args.tables.split(",")
   unknown = sorted(set(chosen) - set(tables))
   if unknown:
     parser.error(f"unknown tables {unknown}; known: {sorted(tables)}")
   runs_dir = pathlib.Path(args.runs).resolve()
+  failed = []
   if not args.report_only:
-    run_all([r for t in chosen for r in tables[t]], runs_dir, args.jobs)
+    failed = run_all([r for t in chosen for r in tables[t]], runs_dir, args.jobs)
   print(f"wrote {write_report(runs_dir, pathlib.Path(args.out), tables)}")
+  if failed:   # the report marks their findings "not run yet"
+    sys.exit(f"{len(failed)} runs failed (see their run.log): {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+  main()
