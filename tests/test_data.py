@@ -260,5 +260,11 @@ def test_run_seed_leaves_the_validation_split_alone(tmp_path):
 
   base = val_rows(seed=0)
   np.testing.assert_array_equal(val_rows(seed=1), base)
+  config = _config("default", None)   # evaluation builds the validation split alone
+  config.data.corpus, config.data.val_fraction = str(tmp_path / "*.txt"), 0.2
+  config.seq_len = 8
+  no_train, val = sources(config, ByteTokenizer(), train=False)
+  assert no_train is None
+  np.testing.assert_array_equal(val.arrays["inputs"], base)
   assert not np.array_equal(val_rows(seed=0, split_seed=5), base)
   np.testing.assert_array_equal(val_rows(seed=5, split_seed=None), val_rows(seed=0, split_seed=5))

@@ -59,8 +59,9 @@ def _task_sources(config, task) -> tuple:
   return train, val
 
 
-def sources(config, tokenizer) -> tuple:
-  """(train, val or None) random-access sources of examples for the config."""
+def sources(config, tokenizer, train: bool = True) -> tuple:
+  """(train, val or None) random-access sources of examples for the config; with
+  train=False the first is None and a raw corpus's training documents are not tokenized."""
   task = task_of(config)
   if task is not None:
     return _task_sources(config, task)
@@ -74,15 +75,15 @@ def sources(config, tokenizer) -> tuple:
     if meta["tokenizer"] != config.data.tokenizer:
       raise ValueError(f"{spec} was prepared with tokenizer {meta['tokenizer']!r}, but the run "
                        f"has data.tokenizer={config.data.tokenizer!r}")
-    if splits["train"] is None:
+    if train and splits["train"] is None:
       raise ValueError(f"{spec} has no training examples")
-    return splits["train"], splits["val"]
+    return (splits["train"] if train else None), splits["val"]
   docs = data_lib.load_documents(spec)
   train_docs, val_docs = data_lib.split_documents(docs, config.data.val_fraction,
                                                   split_seed(config))
   encode = lambda ds: data_lib.PackedArrays(data_lib.pack(  # noqa: E731
       [tokenizer.encode(d) for d in ds], config.seq_len, tokenizer.eos_id))
-  return encode(train_docs), (encode(val_docs) if val_docs else None)
+  return (encode(train_docs) if train else None), (encode(val_docs) if val_docs else None)
 
 
 def split_seed(config) -> int:
@@ -92,13 +93,15 @@ def split_seed(config) -> int:
   return config.data.get("split_seed", config.seed)
 
 
-def datasets(config, tokenizer, mesh: Mesh) -> tuple:
-  """(train, val or None) grain datasets yielding this host's rows of each global batch."""
-  train_src, val_src = sources(config, tokenizer)
+def datasets(config, tokenizer, mesh: Mesh, train: bool = True) -> tuple:
+  """(train, val or None) grain datasets yielding this host's rows of each global batch
+  (train=False: (None, val), for evaluation)."""
+  train_src, val_src = sources(config, tokenizer, train)
   rows = host_rows(mesh, config.batch_size, config.seq_len)
   # task examples are independent draws: read in order, so a length curriculum holds
-  train = data_lib.make_dataset(train_src, config.batch_size, seed=config.seed, rows=rows,
-                                shuffle=task_of(config) is None)
+  train_ds = None if train_src is None else data_lib.make_dataset(
+      train_src, config.batch_size, seed=config.seed, rows=rows,
+      shuffle=task_of(config) is None)
   val = None
   if val_src is not None and config.eval_every:
     if len(val_src) < config.batch_size:
@@ -107,7 +110,7 @@ def datasets(config, tokenizer, mesh: Mesh) -> tuple:
                        "eval_every=0")
     val = data_lib.make_dataset(val_src, config.batch_size, shuffle=False, num_epochs=1,
                                 rows=rows)
-  return train, val
+  return train_ds, val
 
 
 def global_batch(local: dict, mesh: Mesh) -> dict:

@@ -93,7 +93,7 @@ def evaluate_workdir(workdir, corpus: str | None = None, max_batches: int | None
     check_factors(extrapolate)  # fail before the checkpoint restores and the eval runs
   if task is None:
     tokenizer = load_tokenizer(config.data.tokenizer)
-    _, val_ds = datasets(config, tokenizer, mesh)
+    _, val_ds = datasets(config, tokenizer, mesh, train=False)
     if val_ds is None:
       raise ValueError(f"corpus {config.data.corpus!r} has no validation split (val_fraction="
                        f"{config.data.val_fraction})")
