@@ -57,6 +57,21 @@ def test_gating_rows_errors():
     ar.gating_rows([_result(1.0, **{"model.igate_mode": "fixed", "model.fgate_mode": "fixed"})])
 
 
+def test_load_results_names_the_bad_line(tmp_path):
+  path = tmp_path / "r.jsonl"
+  path.write_text(json.dumps(_result(1.0)) + "\n{oops\n")
+  with pytest.raises(ValueError, match=r"r.jsonl:2 is not JSON .*'\{oops'"):
+    ar.load_results(path)
+  path.write_text(json.dumps({"loss": 1.0}) + "\n")
+  with pytest.raises(ValueError, match=r"r.jsonl:1 lacks \['overrides', 'params'\]"):
+    ar.load_results(path)
+  path.write_text("\n")
+  with pytest.raises(ValueError, match="has no results"):
+    ar.load_results(path)
+  with pytest.raises(ValueError, match="does not exist"):
+    ar.load_results(tmp_path / "missing.jsonl")
+
+
 def test_component_rows_name_the_change():
   results = [_result(1.0), _result(1.1, **{"model.igate": "sigmoid"}),
              _result(0.9, **{"model.slstm_at": []}),

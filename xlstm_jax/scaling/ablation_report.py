@@ -51,7 +51,18 @@ def load_results(path) -> list[dict]:
   path = pathlib.Path(path)
   if not path.is_file():
     raise ValueError(f"results file {path} does not exist (run the sweep first)")
-  rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+  rows = []
+  for number, line in enumerate(path.read_text().splitlines(), start=1):
+    if not line.strip():
+      continue
+    try:
+      row = json.loads(line)
+    except json.JSONDecodeError as err:
+      raise ValueError(f"{path}:{number} is not JSON ({err.msg}): {line[:80]!r}") from None
+    missing = [k for k in ("overrides", "params", "loss") if k not in row]
+    if missing:
+      raise ValueError(f"{path}:{number} lacks {missing}; is it a sweep's results.jsonl?")
+    rows.append(row)
   if not rows:
     raise ValueError(f"{path} has no results")
   return rows
