@@ -61,7 +61,11 @@ def test_errors_and_interface_checks():
   check_example(task, task.example(np.random.default_rng(0), 4))
   bad = task.example(np.random.default_rng(0), 4)
   bad["mask"][:] = False
-  with pytest.raises(ValueError, match="at least one scored position"):
+  with pytest.raises(ValueError, match="at least one scored position, got dtype bool with 0 set"):
+    check_example(task, bad)
+  bad = task.example(np.random.default_rng(0), 4)
+  bad["inputs"] = bad["inputs"].astype(np.int64)
+  with pytest.raises(ValueError, match=r"inputs must be int32 ids in \[0, \d+\), got int64 in"):
     check_example(task, bad)
   assert scaled_accuracy(0.25, 0.25) == 0.0 and scaled_accuracy(1.0, 0.25) == 1.0
   with pytest.raises(ValueError, match="chance accuracy"):

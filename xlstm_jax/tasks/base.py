@@ -53,9 +53,11 @@ def check_example(task: Task, ex: dict[str, np.ndarray]) -> None:
     if ex[k].shape != (n,):
       raise ValueError(f"{task.name}: {k}.shape={ex[k].shape}, expected ({n},)")
   if ex["mask"].dtype != np.bool_ or not ex["mask"].any():
-    raise ValueError(f"{task.name}: mask must be bool with at least one scored position")
+    raise ValueError(f"{task.name}: mask must be bool with at least one scored position, "
+                     f"got dtype {ex['mask'].dtype} with {int(ex['mask'].sum())} set")
   for k in ("inputs", "targets"):
     if ex[k].dtype != np.int32 or ex[k].min() < 0 or ex[k].max() >= task.vocab_size:
-      raise ValueError(f"{task.name}: {k} must be int32 ids in [0, {task.vocab_size})")
+      raise ValueError(f"{task.name}: {k} must be int32 ids in [0, {task.vocab_size}), got "
+                       f"{ex[k].dtype} in [{ex[k].min()}, {ex[k].max()}]")
   if (ex["targets"][ex["mask"]] == PAD).any():
     raise ValueError(f"{task.name}: a scored target is PAD")
