@@ -110,8 +110,8 @@ def test_formal_task_pulse(tmp_path):
   assert len(evals) == 1 and 0 <= evals[0]["eval_accuracy"] <= 1
   assert json.loads((tmp_path / "config.json").read_text())["data"]["task"] == "parity"
   assert result.returncode == 0
-  evaluated = subprocess.run([sys.executable, str(ROOT / "eval.py"), f"--workdir={tmp_path}"],
-                             capture_output=True, text=True, env=env(), timeout=600)
+  evaluated = subprocess.run([sys.executable, str(ROOT / "eval.py"), f"--workdir={tmp_path}",
+                              "--plot"], capture_output=True, text=True, env=env(), timeout=600)
   assert evaluated.returncode == 0, evaluated.stderr[-3000:]
   written = json.loads((tmp_path / "eval.json").read_text())
   assert written["task"] == "parity" and written["step"] == 3
@@ -119,3 +119,6 @@ def test_formal_task_pulse(tmp_path):
   mean = sum(r["scaled_accuracy"] for r in written["per_length"].values()) / 5
   assert written["scaled_accuracy"] == pytest.approx(mean)
   assert f"scaled accuracy {written['scaled_accuracy']:.3f}" in evaluated.stdout
+  plot = tmp_path / "length_accuracy.png"
+  assert written["plots"] == {"length_accuracy": str(plot)}
+  assert plot.read_bytes()[:4] == b"\x89PNG"
