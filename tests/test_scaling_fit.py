@@ -225,3 +225,12 @@ def test_errors_for_missing_file_and_too_few_runs(tmp_path, capsys):
       F.main(argv + ["--out", str(tmp_path / "o")])
     assert e.value.code == 2
     assert re.search(match, capsys.readouterr().err), match
+
+
+def test_isoflop_stars_sit_at_their_runs_counted_flops():
+  from xlstm_jax.scaling.fit_plots import _counted  # noqa: PLC0415
+  runs = {"C": np.array([1.0e17, 4.0e17, 1.2e18, 1.2e18]),
+          "budget": np.array([1e17, 1e17, 1e18, 1e18])}
+  assert _counted(runs, 1e17) == pytest.approx(2e17)     # geometric mean of 1e17 and 4e17
+  assert _counted(runs, 1e18) == pytest.approx(1.2e18)
+  assert _counted(runs, 5e18) == 5e18                     # no runs: the budget itself

@@ -36,6 +36,13 @@ def _k(r: dict) -> float:
   return float(np.exp(np.mean(np.log(r["C"] / (r["N"] * r["D"])))))
 
 
+def _counted(r: dict, budget: float) -> float:
+  """Where a budget's IsoFLOP minimum sits on the runs' counted-FLOPs axis: the geometric
+  mean of its runs' flops (a planned 6 N budget and the counted flops differ)."""
+  m = np.isclose(r["budget"], budget, rtol=1e-9)
+  return float(np.exp(np.log(r["C"][m]).mean())) if m.any() else budget
+
+
 def _compute_range(r: dict) -> np.ndarray:
   return np.geomspace(r["C"].min() / 2, r["C"].max() * 2, 40)
 
@@ -75,15 +82,16 @@ def summary(label: str, fit: dict) -> str:
 
 def plot_loss_vs_compute(runs: dict[str, dict], fits: dict[str, dict], path,
                          title: str | None = None) -> pathlib.Path:
-  """Loss against training flops: every run, the IsoFLOP minima (stars) and the
-  compute-optimal frontier of the Chinchilla (solid) and gamma (dashed) fits per family."""
+  """Loss against training flops: every run, the IsoFLOP minima (stars, at their runs'
+  geometric-mean flops) and the compute-optimal frontier of the Chinchilla (solid) and gamma
+  (dashed) fits per family."""
   fig = Figure(figsize=(7, 4.5), layout="constrained")
   ax = fig.add_subplot()
   for i, (label, r) in enumerate(runs.items()):
     color, fit = f"C{i}", fits[label]
     ax.scatter(r["C"], r["L"], s=12, color=color, alpha=0.5, label=f"{label} runs")
     mins = fit["isoflop"]["budgets"]
-    ax.scatter([b["C"] for b in mins], [b["L_opt"] for b in mins], marker="*", s=90,
+    ax.scatter([_counted(r, b["C"]) for b in mins], [b["L_opt"] for b in mins], marker="*", s=90,
                color=color, edgecolor="black", linewidth=0.5, zorder=3,
                label=f"{label} IsoFLOP minima")
     C = _compute_range(r)
