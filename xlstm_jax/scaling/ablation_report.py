@@ -22,6 +22,8 @@ import pathlib
 import jax
 import numpy as np
 
+from xlstm_jax.scaling import fit
+
 # Table 2 (bottom) of Beck et al. 2024, arXiv 2405.04517: xLSTM[1:0] trained on 15B tokens
 # of SlimPajama, validation perplexity. Keyed by (igate_mode, fgate_mode) as in
 # configs/sweeps/gating.py: learned = input dependent + learnable bias, bias = learnable
@@ -47,25 +49,9 @@ PAPER_COMPONENTS = (
 
 
 def load_results(path) -> list[dict]:
-  """The lines of a sweep's results.jsonl."""
-  path = pathlib.Path(path)
-  if not path.is_file():
-    raise ValueError(f"results file {path} does not exist (run the sweep first)")
-  rows = []
-  for number, line in enumerate(path.read_text().splitlines(), start=1):
-    if not line.strip():
-      continue
-    try:
-      row = json.loads(line)
-    except json.JSONDecodeError as err:
-      raise ValueError(f"{path}:{number} is not JSON ({err.msg}): {line[:80]!r}") from None
-    missing = [k for k in ("overrides", "params", "loss") if k not in row]
-    if missing:
-      raise ValueError(f"{path}:{number} lacks {missing}; is it a sweep's results.jsonl?")
-    rows.append(row)
-  if not rows:
-    raise ValueError(f"{path} has no results")
-  return rows
+  """The runs of a sweep's results.jsonl, each checked as `fit.load_results` checks them
+  (an empty file is an error there too)."""
+  return fit.load_results(path)
 
 
 def varied_keys(results: list[dict]) -> list[str]:
@@ -298,7 +284,7 @@ def main(argv=None) -> None:
   args = parser.parse_args(argv)
   try:
     print(f"wrote {write_report(args.gating, args.out, args.components)}")
-  except ValueError as err:
+  except (ValueError, FileNotFoundError) as err:
     parser.error(str(err))
 
 
