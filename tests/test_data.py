@@ -245,7 +245,7 @@ def test_run_seed_leaves_the_validation_split_alone(tmp_path):
   for i in range(60):
     (tmp_path / f"doc{i:02d}.txt").write_text(f"document number {i} " * 3)
 
-  def val_rows(**overrides):
+  def split(train=True, **overrides):
     config = _config("default", None)
     config.data.corpus, config.data.val_fraction = str(tmp_path / "*.txt"), 0.2
     config.seq_len = 8
@@ -256,14 +256,14 @@ def test_run_seed_leaves_the_validation_split_alone(tmp_path):
         config.data.split_seed = value
       else:
         setattr(config, key, value)
-    return sources(config, ByteTokenizer())[1].arrays["inputs"]
+    return sources(config, ByteTokenizer(), train)
+
+  def val_rows(**overrides):
+    return split(**overrides)[1].arrays["inputs"]
 
   base = val_rows(seed=0)
   np.testing.assert_array_equal(val_rows(seed=1), base)
-  config = _config("default", None)   # evaluation builds the validation split alone
-  config.data.corpus, config.data.val_fraction = str(tmp_path / "*.txt"), 0.2
-  config.seq_len = 8
-  no_train, val = sources(config, ByteTokenizer(), train=False)
+  no_train, val = split(train=False)   # evaluation builds the validation split alone
   assert no_train is None
   np.testing.assert_array_equal(val.arrays["inputs"], base)
   assert not np.array_equal(val_rows(seed=0, split_seed=5), base)

@@ -81,10 +81,10 @@ def run_all(runs: list[Run], runs_dir: pathlib.Path, jobs: int) -> list[str]:
   with concurrent.futures.ThreadPoolExecutor(max(jobs, 1)) as pool:
     futures = {pool.submit(run_one, r, runs_dir): r for r in runs}
     for i, fut in enumerate(concurrent.futures.as_completed(futures), start=1):
-      line = fut.result()
-      print(f"[{i}/{len(runs)}] {line}", flush=True)
-      if ": FAILED, " in line:
-        failed.append(f"{futures[fut].table}/{futures[fut].name}")
+      print(f"[{i}/{len(runs)}] {fut.result()}", flush=True)
+      run = futures[fut]
+      if load(runs_dir, run) is None:   # no eval.json: it failed
+        failed.append(f"{run.table}/{run.name}")
   return failed
 
 

@@ -56,7 +56,7 @@ def _settings(done: dict[Run, dict]) -> list[str]:
 def _formal(runs: list[Run], done: dict, out: pathlib.Path) -> tuple[list[str], bool | None]:
   tasks = sorted({r.name.rsplit("_", 1)[0] for r in runs})
   families = list(dict.fromkeys(r.name.rsplit("_", 1)[1] for r in runs))
-  score = {(r.name.rsplit("_", 1)[0], r.name.rsplit("_", 1)[1]):
+  score = {tuple(r.name.rsplit("_", 1)):
            done[r]["eval"]["scaled_accuracy"] for r in runs if r in done}
   header = ["| task | " + " | ".join(LABELS[f] for f in families) + " |",
             "|---|" + "---:|" * len(families)]
@@ -65,7 +65,7 @@ def _formal(runs: list[Run], done: dict, out: pathlib.Path) -> tuple[list[str], 
     if r in done and done[r]["eval"].get("per_length"):
       per_length = done[r]["eval"]["per_length"]
       first = min(per_length, key=int)
-      shortest[(r.name.rsplit("_", 1)[0], r.name.rsplit("_", 1)[1])] = (
+      shortest[tuple(r.name.rsplit("_", 1))] = (
           int(first), per_length[first]["scaled_accuracy"])
   lines = ["Scaled accuracy over all test lengths:", ""] + header
   for task in tasks:

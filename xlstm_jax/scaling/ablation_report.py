@@ -205,6 +205,12 @@ def component_table(rows: list[dict]) -> list[str]:
              for r in rows])
 
 
+def seed_spread(rows: list[dict]) -> float:
+  """The default row's seed-to-seed spread (%): the largest |change| of its seeds."""
+  default = next(r for r in rows if (r["igate_mode"], r["fgate_mode"]) == DEFAULT_GATES)
+  return max(abs(x) for x in default["change_range"])
+
+
 def gating_lines(results: list[dict], rows: list[dict]) -> list[str]:
   """The gating section of the report: settings, the table and what it shows."""
   seeds = sorted({r["overrides"].get("seed", 0) for r in results})
@@ -214,8 +220,7 @@ def gating_lines(results: list[dict], rows: list[dict]) -> list[str]:
   rho = rank_correlation([r["ppl"] for r in rows], [r["paper_ppl"] for r in rows])
   best = min(rows, key=lambda r: r["ppl"])
   worst = max(rows, key=lambda r: r["ppl"])
-  default = next(r for r in rows if (r["igate_mode"], r["fgate_mode"]) == DEFAULT_GATES)
-  spread = max(abs(x) for x in default["change_range"])
+  spread = seed_spread(rows)
   lines += ["", "![gating](ablations_gating.png)", "",
             f"- Rank correlation (Spearman) of our perplexities with the paper's over these "
             f"{len(rows)} rows: {rho:+.2f} (1: the same order).",
@@ -250,8 +255,7 @@ def write_report(gating, out, components=None) -> pathlib.Path:
               "sLSTM block. `slstm_at=()` is xLSTM[1:0] (pre up-projection blocks only), "
               "`slstm_at=(0, 1, 2, 3)` is xLSTM[0:1] (post up-projection blocks only).", "",
               *component_table(comp)]
-    default = next(r for r in rows if (r["igate_mode"], r["fgate_mode"]) == DEFAULT_GATES)
-    spread = max(abs(x) for x in default["change_range"])
+    spread = seed_spread(rows)
     lines += ["", "![components](ablations_components.png)", "",
               f"- One seed per row: the gating sweep's seed range for its default row "
               f"(±{spread:.2f}%) is the yardstick; changes smaller than that are not "
