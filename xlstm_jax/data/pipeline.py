@@ -29,6 +29,11 @@ def _unit_hash(index: int, seed: int) -> float:
   return int.from_bytes(digest, "little") / 2**64
 
 
+def is_validation(index: int, val_fraction: float, seed: int = 0) -> bool:
+  """Whether document `index` (0-based, in corpus order) is held out: the split's one rule."""
+  return _unit_hash(index, seed) < val_fraction
+
+
 def split_documents(docs: Sequence[T], val_fraction: float,
                     seed: int = 0) -> tuple[list[T], list[T]]:
   """Splits docs into (train, validation), each document by a stable hash of index+seed.
@@ -40,7 +45,7 @@ def split_documents(docs: Sequence[T], val_fraction: float,
     raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
   train, val = [], []
   for i, doc in enumerate(docs):
-    (val if _unit_hash(i, seed) < val_fraction else train).append(doc)
+    (val if is_validation(i, val_fraction, seed) else train).append(doc)
   return train, val
 
 

@@ -1,6 +1,6 @@
 """`prepare`: tokenize, split and pack a corpus once into ArrayRecord shards for grain.
 
-  python -m xlstm_jax.data.prepare --corpus='data/*.jsonl' --seq_len=2048 --out=data/prep
+  python -m xlstm_jax.data.prepare --corpus='data/*.jsonl.zst' --seq_len=2048 --out=data/prep
   python train.py --config=configs/default.py --workdir=runs/x --config.data.corpus=data/prep \\
       --config.seq_len=2048
 
@@ -10,7 +10,12 @@ as int32: the seq_len + 1 token window (inputs = [:-1], targets = [1:]) followed
 seq_len segment ids, exactly what `pipeline.pack` makes in memory, so training on a
 prepared directory and on the raw corpus gives the same batches. Shards hold consecutive
 examples; grain's ArrayRecordDataSource reads them as one random-access sequence.
-The split, tokenization and packing run in memory, once, on one host.
+
+The command line runs the Apache Beam pipeline of `beam_prepare` (streaming, parallel,
+any Beam runner; each shard packs a contiguous range of documents). `prepare()` below is
+the in-memory reference for small corpora: the Beam output with num_shards=1 equals it
+record for record (tests/test_prepare_beam.py). This module needs no Beam: training
+imports it for `is_prepared` and `open_prepared`.
 """
 
 from __future__ import annotations
@@ -23,13 +28,13 @@ import grain
 import numpy as np
 from array_record.python.array_record_module import ArrayRecordWriter
 
+from xlstm_jax.data import shards
 from xlstm_jax.data.corpus import load_documents
 from xlstm_jax.data.pipeline import KEYS, pack, split_documents
+from xlstm_jax.data.shards import FORMAT, META, SPLITS, shard_name
 from xlstm_jax.data.tokenizers import load_tokenizer
 
-FORMAT = "xlstm_jax.packed_int32.v1"
-META = "meta.json"
-SPLITS = ("train", "val")
+__all__ = ["FORMAT", "META", "PackedRecords", "is_prepared", "main", "open_prepared", "prepare"]
 
 
 def is_prepared(spec: str) -> bool:
@@ -41,8 +46,7 @@ def _write_split(out: pathlib.Path, split: str, examples: dict, num_shards: int)
   records = np.concatenate([examples["inputs"], examples["targets"][:, -1:],
                             examples["segment_ids"]], axis=1).astype(np.int32)
   for shard, part in enumerate(np.array_split(records, num_shards)):
-    writer = ArrayRecordWriter(str(out / f"{split}-{shard:05d}-of-{num_shards:05d}.array_record"),
-                               "group_size:1")
+    writer = ArrayRecordWriter(str(out / shard_name(split, shard, num_shards)), "group_size:1")
     for row in part:
       writer.write(row.tobytes())
     writer.close()
@@ -50,7 +54,11 @@ def _write_split(out: pathlib.Path, split: str, examples: dict, num_shards: int)
 
 def prepare(corpus: str, out, seq_len: int, tokenizer: str = "byte", val_fraction: float = 0.05,
             seed: int = 0, num_shards: int = 4, text_key: str = "text") -> dict:
-  """Writes the shards and meta.json of `corpus` into `out`; returns the metadata."""
+  """In memory, on one host: writes the shards and meta.json of `corpus` into `out`.
+
+  The whole split is packed as one stream, and shards hold consecutive examples. Returns
+  the metadata. For large corpora use the command line (the Beam pipeline).
+  """
   if num_shards < 1:
     raise ValueError(f"num_shards must be >= 1, got {num_shards}")
   tok = load_tokenizer(tokenizer)
@@ -108,10 +116,15 @@ def open_prepared(directory: str) -> tuple[dict, dict[str, PackedRecords | None]
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(
       prog="python -m xlstm_jax.data.prepare",
-      description="Tokenize, split and pack a corpus into ArrayRecord shards; point "
-                  "--config.data.corpus at the output directory to train on them.")
+      description="Tokenize, split and pack a corpus into ArrayRecord shards with an Apache "
+                  "Beam pipeline; point --config.data.corpus at the output directory to train "
+                  "on them. Arguments not listed here are Beam pipeline options.",
+      epilog="Cluster: --runner=DataflowRunner --project=P --region=R --temp_location=gs://B/t "
+             "(or --runner=FlinkRunner --flink_master=HOST:PORT); the output directory must "
+             "be a filesystem every worker writes.")
   parser.add_argument("--corpus", required=True,
-                      help='"default" (Python\'s help texts), a text-file glob or *.jsonl')
+                      help='"default" (Python\'s help texts), or a path / glob of text files, '
+                           '*.jsonl, *.jsonl.gz, *.jsonl.zst or *.parquet')
   parser.add_argument("--out", required=True, help="output directory")
   parser.add_argument("--seq_len", type=int, required=True,
                       help="tokens per example; must equal the run's config.seq_len")
@@ -120,13 +133,26 @@ def main(argv=None) -> None:
   parser.add_argument("--val_fraction", type=float, default=0.05,
                       help="fraction of documents held out for validation")
   parser.add_argument("--seed", type=int, default=0, help="seed of the train/val split")
-  parser.add_argument("--num_shards", type=int, default=4, help="ArrayRecord files per split")
-  parser.add_argument("--text_key", default="text", help="JSONL field holding the text")
-  args = parser.parse_args(argv)
-  meta = prepare(args.corpus, args.out, args.seq_len, args.tokenizer, args.val_fraction,
-                 args.seed, args.num_shards, args.text_key)
-  print(f"wrote {meta['num_train']} train and {meta['num_val']} val examples of "
-        f"{meta['seq_len']} tokens to {args.out}")
+  parser.add_argument("--num_shards", type=int, default=4,
+                      help="ArrayRecord files per split, each packing a contiguous range of "
+                           "documents (1: exactly the in-memory prepare's examples)")
+  parser.add_argument("--text_key", default="text",
+                      help="JSONL field / Parquet column holding the text")
+  parser.add_argument("--runner", default="DirectRunner",
+                      help="Beam runner: DirectRunner (this machine), DataflowRunner, "
+                           "FlinkRunner, SparkRunner, ...")
+  parser.add_argument("--num_workers", type=int, default=None,
+                      help="DirectRunner worker processes (default: all local cores)")
+  parser.add_argument("--progress_every", type=float, default=10.0,
+                      help="seconds between a shard's progress lines (0: none)")
+  args, beam_args = parser.parse_known_args(argv)
+  # Beam is imported here, not at the top: training imports this module for the reader
+  # side (open_prepared), and needs no Beam.
+  from xlstm_jax.data import beam_prepare  # noqa: PLC0415
+  spec = shards.PrepareSpec(args.corpus, args.out, args.seq_len, args.tokenizer, args.val_fraction,
+                     args.seed, args.num_shards, args.text_key)
+  options = beam_prepare.pipeline_options(args.runner, args.num_workers, beam_args)
+  beam_prepare.prepare(spec, options, args.progress_every)
 
 
 if __name__ == "__main__":
