@@ -230,7 +230,7 @@ def test_prepare_errors(tmp_path):
 def test_prepare_command_line(tmp_path):
   (tmp_path / "a.txt").write_text("hello world, " * 50)
   prepare.main([f"--corpus={tmp_path / '*.txt'}", f"--out={tmp_path / 'p'}", "--seq_len=8",
-                "--val_fraction=0"])
+                "--val_fraction=0", "--num_workers=1"])
   meta, splits = prepare.open_prepared(str(tmp_path / "p"))
   assert meta["num_val"] == 0 and splits["val"] is None
   assert meta["num_train"] == len(splits["train"]) == (650 + 1 - 1) // 8

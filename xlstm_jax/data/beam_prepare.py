@@ -38,6 +38,7 @@ from xlstm_jax.data.shards import FORMAT, META
 from xlstm_jax.data.tokenizers import load_tokenizer
 
 # A shard file or a leftover temporary one of a prepare: what a fresh run clears first.
+_REMOTE_VALUE_ERROR = re.compile(r"^ValueError: (.*)$", re.MULTILINE)
 _OUTPUT_FILE = re.compile(r"^\.?(train|val)-\d{5}-of-\d{5}\.array_record(\.[0-9a-f]+\.tmp)?$")
 
 
@@ -110,7 +111,20 @@ def run(spec: shards.PrepareSpec, options: PipelineOptions | None = None,
   sources = corpus_sources(spec.corpus)
   check_out_dir(spec)
   order = {source: i for i, source in enumerate(sources)}
-  with beam.Pipeline(options=options or pipeline_options()) as p:
+  try:
+    _run_pipeline(spec, options or pipeline_options(), sources, order, tok, progress_every)
+  except Exception as e:
+    # Worker processes report a failure as a RuntimeError around the remote traceback;
+    # surface the ValueError that names the file and line instead.
+    found = None if isinstance(e, ValueError) else _REMOTE_VALUE_ERROR.findall(str(e))
+    if found:
+      raise ValueError(found[-1]) from e
+    raise
+  return json.loads((pathlib.Path(spec.out) / META).read_text())
+
+
+def _run_pipeline(spec, options, sources, order, tok, progress_every) -> None:
+  with beam.Pipeline(options=options) as p:
     counts = (p | "Sources" >> beam.Create(sources)
                 | "SpreadSources" >> beam.Reshuffle()
                 | "Count" >> beam.Map(shards.count_documents, spec.text_key)
@@ -122,7 +136,6 @@ def run(spec: shards.PrepareSpec, options: PipelineOptions | None = None,
              | "Write" >> beam.Map(shards.write_shard, spec, progress_every)
              | "AllStats" >> beam.combiners.ToList())
     _ = stats | "Meta" >> beam.Map(write_meta, spec, tok.vocab_size, tok.eos_id)
-  return json.loads((pathlib.Path(spec.out) / META).read_text())
 
 
 def summary(meta: dict, seconds: float) -> str:

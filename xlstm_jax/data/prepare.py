@@ -152,7 +152,10 @@ def main(argv=None) -> None:
   spec = shards.PrepareSpec(args.corpus, args.out, args.seq_len, args.tokenizer, args.val_fraction,
                      args.seed, args.num_shards, args.text_key)
   options = beam_prepare.pipeline_options(args.runner, args.num_workers, beam_args)
-  beam_prepare.prepare(spec, options, args.progress_every)
+  try:
+    beam_prepare.prepare(spec, options, args.progress_every)
+  except ValueError as e:
+    raise SystemExit(f"prepare: {e}") from e
 
 
 if __name__ == "__main__":
