@@ -54,8 +54,9 @@ def test_bf16_compute_with_mfu(fp32_run, tmp_path):
 
 
 def test_training_on_prepared_shards_matches_the_raw_corpus(fp32_run, tmp_path):
+  # One shard packs the whole split as one stream, as training on the raw corpus does.
   prepare.main(["--corpus=default", f"--out={tmp_path / 'prep'}", "--seq_len=64",
-                "--val_fraction=0.05", "--seed=0"])
+                "--val_fraction=0.05", "--seed=0", "--num_shards=1", "--num_workers=1"])
   train(tmp_path / "run", *STEPS, f"--config.data.corpus={tmp_path / 'prep'}")
   prepared, raw = metrics(tmp_path / "run"), metrics(fp32_run)
   for step in raw:
