@@ -9,7 +9,8 @@ slices of 500-8000 characters, seeded), `--mb` MB of text in all. `run` prepares
 corpus once per mode in a fresh subprocess: `memory` = `prepare.prepare` (loads, tokenizes
 and packs in one process), `beamN` = the Beam pipeline on the DirectRunner with N worker
 processes. It samples the resident memory of the whole process tree (launcher plus
-workers, summed) every 0.1 s and prints the peak, the wall time and MB/s of text.
+workers, summed) every 0.1 s and prints the peak, the wall time and MB/s of corpus
+file, and the CPU seconds (MB per CPU-second does not depend on a shared machine's load).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import glob
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -59,8 +61,13 @@ def _command(mode: str, corpus: str, out: str, tokenizer: str, seq_len: int,
           f"--num_workers={workers}", "--progress_every=0"]
 
 
-def measure(cmd: list[str]) -> tuple[float, float]:
-  """(peak summed RSS of the process tree in MB, wall seconds) of running `cmd`."""
+def measure(cmd: list[str]) -> tuple[float, float, float]:
+  """(peak summed RSS of the process tree in MB, wall s, CPU s) of running `cmd`.
+
+  CPU seconds (user + system of the command and every process it waited for) do not
+  depend on how many other jobs share the machine; wall seconds do.
+  """
+  before = resource.getrusage(resource.RUSAGE_CHILDREN)
   began = time.perf_counter()
   proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
   root = psutil.Process(proc.pid)
@@ -80,7 +87,9 @@ def measure(cmd: list[str]) -> tuple[float, float]:
   seconds = time.perf_counter() - began
   if proc.returncode:
     raise RuntimeError(f"{cmd} failed:\n{proc.stderr.read()[-3000:]}")
-  return peak / 1e6, seconds
+  after = resource.getrusage(resource.RUSAGE_CHILDREN)
+  cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+  return peak / 1e6, seconds, cpu
 
 
 def run(args) -> None:
@@ -88,15 +97,17 @@ def run(args) -> None:
   mb = sum(os.path.getsize(p) for p in paths) / 1e6  # file bytes (JSON), as the issue counts
   print(f"corpus {args.corpus}: {len(paths)} files, {mb:.1f} MB; tokenizer {args.tokenizer}, "
         f"seq_len {args.seq_len}, {args.num_shards} shards; {os.cpu_count()} CPUs")
-  print(f"{'mode':>8} | {'peak RSS MB':>11} | {'wall s':>7} | {'MB/s':>6}")
+  print(f"{'mode':>8} | {'peak RSS MB':>11} | {'wall s':>7} | {'MB/s':>6} | {'CPU s':>7} | "
+        f"{'MB/CPU-s':>8}")
   for mode in args.modes.split(","):
     out = tempfile.mkdtemp(prefix="prep-")
     try:
-      peak, seconds = measure(_command(mode, args.corpus, out, args.tokenizer, args.seq_len,
+      peak, seconds, cpu = measure(_command(mode, args.corpus, out, args.tokenizer, args.seq_len,
                                        args.num_shards))
     finally:
       shutil.rmtree(out)
-    print(f"{mode:>8} | {peak:11.0f} | {seconds:7.1f} | {mb / seconds:6.2f}", flush=True)
+    print(f"{mode:>8} | {peak:11.0f} | {seconds:7.1f} | {mb / seconds:6.2f} | {cpu:7.1f} | "
+          f"{mb / cpu:8.2f}", flush=True)
 
 
 def main():

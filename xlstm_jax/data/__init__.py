@@ -4,7 +4,11 @@
   xlstm_jax.data.tokenizers   ByteTokenizer (256 bytes + EOS = 256), load_tokenizer(spec)
   xlstm_jax.data.bpe          BPETokenizer: byte-level BPE, trained locally or from tokenizer.json
   xlstm_jax.data.pipeline     split_documents, pack, PackedArrays, make_dataset (grain)
-  xlstm_jax.data.prepare      prepare(...) -> ArrayRecord shards; PackedRecords, open_prepared
+  xlstm_jax.data.readers      streaming readers: text, JSONL(.gz/.zst), Parquet; expand(glob)
+  xlstm_jax.data.prepare      the prepared format: open_prepared, PackedRecords; the CLI; and
+                              prepare(...), the in-memory reference
+  xlstm_jax.data.shards       the streaming prepare's work, Beam-free: plan and write shards
+  xlstm_jax.data.beam_prepare the Apache Beam pipeline around it (imports apache_beam)
 """
 
 from xlstm_jax.data.corpus import default_corpus, load_documents

@@ -101,6 +101,9 @@ def pipeline_options(runner: str = "DirectRunner", num_workers: int | None = Non
     # Processes, not threads: tokenizing is Python code that holds the GIL.
     args += [f"--direct_num_workers={n}",
              f"--direct_running_mode={'multi_processing' if n > 1 else 'in_memory'}"]
+    if not any(a.startswith("--default_sdk_harness_log_level") for a in extra):
+      # Worker processes log every bundle at INFO; keep the terminal to our progress lines.
+      args.append("--default_sdk_harness_log_level=WARNING")
   return PipelineOptions(args)
 
 
@@ -112,7 +115,8 @@ def run(spec: shards.PrepareSpec, options: PipelineOptions | None = None,
   check_out_dir(spec)
   order = {source: i for i, source in enumerate(sources)}
   try:
-    _run_pipeline(spec, options or pipeline_options(), sources, order, tok, progress_every)
+    _run_pipeline(spec, options or pipeline_options(), sources, order,
+                  (tok.vocab_size, tok.eos_id), progress_every)
   except Exception as e:
     # Worker processes report a failure as a RuntimeError around the remote traceback;
     # surface the ValueError that names the file and line instead.
@@ -123,7 +127,9 @@ def run(spec: shards.PrepareSpec, options: PipelineOptions | None = None,
   return json.loads((pathlib.Path(spec.out) / META).read_text())
 
 
-def _run_pipeline(spec, options, sources, order, tok, progress_every) -> None:
+def _run_pipeline(spec: shards.PrepareSpec, options: PipelineOptions, sources: list[str],
+                  order: dict[str, int], vocab_eos: tuple[int, int],
+                  progress_every: float) -> None:
   with beam.Pipeline(options=options) as p:
     counts = (p | "Sources" >> beam.Create(sources)
                 | "SpreadSources" >> beam.Reshuffle()
@@ -135,7 +141,7 @@ def _run_pipeline(spec, options, sources, order, tok, progress_every) -> None:
              | "SpreadShards" >> beam.Reshuffle()
              | "Write" >> beam.Map(shards.write_shard, spec, progress_every)
              | "AllStats" >> beam.combiners.ToList())
-    _ = stats | "Meta" >> beam.Map(write_meta, spec, tok.vocab_size, tok.eos_id)
+    _ = stats | "Meta" >> beam.Map(write_meta, spec, *vocab_eos)
 
 
 def summary(meta: dict, seconds: float) -> str:
