@@ -90,20 +90,26 @@ def _sampling(max_new_tokens, temperature, top_k, top_p, rng, eos_id, pad_id) ->
 def generate(model, params, prompt_tokens, max_new_tokens: int, temperature: float = 0.0,
              top_k: int | None = None, rng: jax.Array | None = None, *,
              top_p: float | None = None, eos_id: int | Sequence[int] | None = None,
-             pad_id: int | None = None, prompt_lengths=None) -> jax.Array:
+             pad_id: int | None = None, prompt_lengths=None,
+             prefill_len: int | None = None) -> jax.Array:
   """Prompts + continuations, int32 [B, max(L_b) + max_new_tokens] (layout: module doc).
 
   prompt_tokens: int [B, T] (all of length T, or the first `prompt_lengths[b]` of row b), or a
   list of int sequences of different lengths. eos_id: an id or ids that end a sequence (None:
   never ends early); pad_id fills what follows (default: the first EOS id, else 0). The loop
-  stops as soon as every sequence has ended.
+  stops as soon as every sequence has ended. prefill_len (<= the shortest prompt; default: its
+  length) is how many tokens the sequence form prefills: a fixed value saves recompiling
+  for batches whose shortest prompt differs (the same tokens either way).
   """
   batch, lengths = _as_batch(prompt_tokens, prompt_lengths)
   cfg = _sampling(max_new_tokens, temperature, top_k, top_p, rng, eos_id, pad_id)
   if max_new_tokens == 0:
     return jnp.asarray(_padded(batch, lengths, cfg.pad_id))
   rng = jax.random.key(0) if rng is None else rng
-  min_len = int(lengths.min())
+  min_len = int(lengths.min()) if prefill_len is None else prefill_len
+  if not (isinstance(min_len, int) and 1 <= min_len <= lengths.min()):
+    raise ValueError(f"prefill_len={prefill_len!r} must be an int in [1, {lengths.min()}] "
+                     "(the shortest prompt's length)")
   total = batch.shape[1] + max_new_tokens
   buf = np.full((batch.shape[0], total), cfg.pad_id, np.int32)
   buf[:, :batch.shape[1]] = _padded(batch, lengths, cfg.pad_id)
