@@ -25,6 +25,7 @@ from xlstm_jax.scaling import peak_flops, train_flops_per_token
 from xlstm_jax.training.checkpoint import Checkpointer
 from xlstm_jax.training.data import datasets, global_batch, vocab_size
 from xlstm_jax.training.evaluate import evaluate, make_eval_loss
+from xlstm_jax.training.init_from import load_params, resolve_config
 from xlstm_jax.training.metrics import MetricsWriter, Progress
 from xlstm_jax.training.optimizer import OptimizerConfig, lr_schedule, make_optimizer
 from xlstm_jax.training.step import abstract_train_state, init_train_state, make_train_step
@@ -62,6 +63,7 @@ def train(config, workdir) -> dict:
   """Runs (or resumes) the run in `workdir`; returns the last logged metrics."""
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
+  config = resolve_config(config)  # --config.init_from: the checkpoint's model (else as is)
   model_cfg = ModelConfig.from_dict(config.model)
   tokenizer = load_tokenizer(config.data.tokenizer)
   mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
@@ -76,6 +78,7 @@ def train(config, workdir) -> dict:
   restored = ckpt.restore_latest(abstract)
   if restored is None:
     state, _ = init_train_state(model, tx, jax.random.key(config.seed), mesh, config.seq_len)
+    state = load_params(config, state)  # --config.init_from's weights (no-op without it)
   else:
     _, state, data_state = restored
     batches.set_state(data_state)
