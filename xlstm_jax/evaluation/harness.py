@@ -35,7 +35,7 @@ from lm_eval.api.registry import register_model
 
 from xlstm_jax.evaluation.scoring import bucket_length, token_logprobs
 from xlstm_jax.generation import generate
-from xlstm_jax.training.pretrained import load_pretrained
+from xlstm_jax.training.pretrained import Pretrained, load_pretrained
 
 DEFAULT_OUTPUT = "lm_eval_results"
 
@@ -44,18 +44,21 @@ DEFAULT_OUTPUT = "lm_eval_results"
 class XLSTMHarnessModel(LM):
   """lm-evaluation-harness LM over a workdir checkpoint or an HF xLSTM directory."""
 
-  def __init__(self, pretrained: str, tokenizer: str | None = None, window: int = 2048,
+  def __init__(self, pretrained, tokenizer: str | None = None, window: int = 2048,
                max_gen_toks: int = 256, backend: str | None = None, batch_size=8,
                max_batch_size=None, device=None, **unknown):
-    """Loads the weights; `batch_size` "auto" or None means 8; `device` and `max_batch_size`
-    (harness flags for torch models) are ignored: JAX places arrays on its default device."""
+    """Loads the weights (`pretrained`: a directory, or an already loaded
+    training.pretrained.Pretrained); `batch_size` "auto" or None means 8; `device` and
+    `max_batch_size` (harness flags for torch models) are ignored: JAX places arrays on its
+    default device."""
     super().__init__()
     if unknown:
       raise ValueError(f"unknown xlstm_jax model_args {sorted(unknown)}; known: pretrained, "
                        "tokenizer, window, max_gen_toks, backend")
     del max_batch_size, device
     overrides = {} if backend is None else {"backend": backend}
-    self.pre = load_pretrained(pretrained, tokenizer=tokenizer, **overrides)
+    self.pre = (pretrained if isinstance(pretrained, Pretrained)
+                else load_pretrained(pretrained, tokenizer=tokenizer, **overrides))
     if self.pre.tokenizer is None:
       raise ValueError(f"{pretrained} came without a tokenizer: add tokenizer=byte (or a "
                        "tokenizer.json path) to --model_args")
