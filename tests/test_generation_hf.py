@@ -6,6 +6,8 @@ import io
 import json
 import pathlib
 import shutil
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -14,6 +16,7 @@ import pytest
 
 from xlstm_jax import convert, presets
 from xlstm_jax.generation import generate, stream
+from xlstm_jax.generation_cli import main
 from xlstm_jax.nn import LanguageModel, init_params
 from xlstm_jax.training.pretrained import hf_special_ids, load_pretrained
 
@@ -135,7 +138,6 @@ def test_stream_equals_generate(hf):
 
 
 def test_cli_streams_hf_tokens(capsys):
-  from xlstm_jax.generate import main  # noqa: PLC0415
   P = HF_REF["prompt"].shape[1]
   ids = ",".join(str(t) for t in HF_REF["prompt"][0])
   buf = io.StringIO()
@@ -151,6 +153,13 @@ def test_cli_streams_hf_tokens(capsys):
   with pytest.raises(SystemExit):
     main(["--help"])
   assert "Hugging Face" in capsys.readouterr().out
+  # the module entry point, as a user runs it
+  root = pathlib.Path(__file__).parents[1]
+  run = subprocess.run([sys.executable, "-m", "xlstm_jax.generate", f"--model={HF_DIR}",
+                        f"--tokens={ids}", "--max_new_tokens=3"], capture_output=True,
+                       text=True, cwd=root, timeout=300)
+  assert run.returncode == 0, run.stderr[-2000:]
+  assert run.stdout.strip().endswith(",".join(str(t) for t in HF_REF["generated"][0, P:P + 3]))
 
 
 def test_errors(hf, tmp_path):
@@ -159,6 +168,10 @@ def test_errors(hf, tmp_path):
     generate(model, params, [[1, 2]], 2, top_p=1.5)
   with pytest.raises(ValueError, match=r"prompt_lengths=\[3, 1\]"):
     generate(model, params, np.ones((2, 2), np.int32), 2, prompt_lengths=[3, 1])
+  with pytest.raises(ValueError, match=r"stream takes prompts of one length; got lengths \[1, 2\]"):
+    next(stream(model, params, [[1], [2, 3]], 2))
+  with pytest.raises(ValueError, match="prefill_len=3 must be an int in \\[1, 2\\]"):
+    generate(model, params, [[1, 2], [3, 4, 5]], 2, prefill_len=3)
   with pytest.raises(ValueError, match="needs >= 1 token"):
     generate(model, params, [[1, 2], []], 2)
   with pytest.raises(ValueError, match="has no config.json"):

@@ -190,6 +190,9 @@ def stream(model, params, prompt_tokens, max_new_tokens: int, temperature: float
   rows that have ended), stopping when every row has ended. Same arguments and the same tokens
   as `generate` (equal-length prompts only); for printing a continuation as it is written."""
   batch, lengths = _as_batch(prompt_tokens, None)
+  if (lengths != batch.shape[1]).any():
+    raise ValueError(f"stream takes prompts of one length; got lengths {lengths.tolist()} "
+                     "(generate takes ragged prompts)")
   cfg = _sampling(max_new_tokens, temperature, top_k, top_p, rng, eos_id, pad_id)
   rng = jax.random.key(0) if rng is None else rng
   T = batch.shape[1]
