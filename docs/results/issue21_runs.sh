@@ -5,7 +5,7 @@
 #   nohup nice -n 10 bash docs/results/issue21_runs.sh > /work/runs/science/chain.log 2>&1 &
 #
 # Every run lives in $RUNS/<name>; train.py resumes from its newest checkpoint, and a run
-# whose eval.json exists is skipped, so killing and restarting the script continues the
+# whose eval.json exists is skipped (one that stopped early is only evaluated), so killing and restarting the script continues the
 # chain where it stopped. Each run appends "name start end steps machine" to $RUNS/runs.tsv.
 #
 # Budgets (the full official runs are 20,000 steps of batch 256, hours per model on a CPU):
@@ -27,7 +27,10 @@ run() {  # name, config, extra train.py flags...
   local dir=$RUNS/$name
   if [[ -f $dir/eval.json ]]; then echo "skip $name (eval.json exists)"; return; fi
   local start; start=$(date -u +%FT%TZ)
-  python train.py --config="$config" --workdir="$dir" "$@"
+  # an early-stopped run is finished: resuming it would restart the early-stop count
+  if ! grep -qs '"early_stop"' "$dir/metrics.jsonl"; then
+    python train.py --config="$config" --workdir="$dir" "$@"
+  fi
   python eval.py --workdir="$dir" --plot > "$dir/eval.txt"
   local steps; steps=$(python -c "import json,sys; print(json.load(open('$dir/eval.json'))['step'])")
   printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$start" "$(date -u +%FT%TZ)" "$steps" \
@@ -38,11 +41,12 @@ run() {  # name, config, extra train.py flags...
 F=configs/formal.py
 EARLY=(--config.early_stop_accuracy=1.0 --config.early_stop_evals=5)
 run parity_slstm_official "$F:task=parity,model=slstm,setup=official" "${EARLY[@]}"
-run parity_mlstm_official "$F:task=parity,model=mlstm,setup=official" --config.stop_at_step="$STOP"
-for lr in 1e-3 3e-3; do
+# Llama MQAR probes (context 64, 8 pairs): Zoology-style learning rates, 3000 steps, 10% warmup
+for lr in 1e-3 3e-3 1e-2; do
   run "mqar_llama_lr$lr" "configs/mqar.py:model=llama" --config.num_steps=3000 \
     --config.optimizer.learning_rate="$lr" --config.optimizer.warmup_steps=300
 done
+run parity_mlstm_official "$F:task=parity,model=mlstm,setup=official" --config.stop_at_step="$STOP"
 run parity_xlstm11_official "$F:task=parity,model=xlstm11,setup=official" --config.stop_at_step="$STOP"
 run parity_llama_official "$F:task=parity,model=llama,setup=official" --config.stop_at_step="$STOP"
 run parity_lstm_official "$F:task=parity,model=lstm,setup=official" --config.stop_at_step="$STOP"
