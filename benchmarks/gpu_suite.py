@@ -123,9 +123,13 @@ def run_part(part: Part, timeout_s: float, log: pathlib.Path, dry_run: bool) -> 
   env = {**os.environ, "PYTHONUNBUFFERED": "1",
          "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), str(BENCH),
                                                       os.environ.get("PYTHONPATH")]))}
+  # One device per process as on the GPU machine, even when started from the test suite
+  # (whose XLA_FLAGS simulate 8 CPU devices that a batch of 1 cannot be split over).
+  env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split()
+                              if "force_host_platform_device_count" not in f)
   if dry_run:
     env.update(DRY_RUN_ENV, JAX_COMPILATION_CACHE_DIR=str(log.parent / "jax_cache"))
-    env["XLA_FLAGS"] = DRY_RUN_XLA_FLAGS  # one CPU device, as the GPU machine has one GPU
+    env["XLA_FLAGS"] = f"{env['XLA_FLAGS']} {DRY_RUN_XLA_FLAGS}".strip()
   else:
     env.update(part.env)
   start, cpu0 = time.perf_counter(), _children_cpu_s()
