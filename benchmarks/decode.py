@@ -19,7 +19,6 @@ import jax
 import jax.numpy as jnp
 
 from xlstm_jax import presets
-from xlstm_jax.generation import decode
 from xlstm_jax.nn import LanguageModel, init_params
 from xlstm_jax.scaling import count_params
 
@@ -37,6 +36,19 @@ def configs(args):
                                dtype=args.dtype))
 
 
+def greedy_decode(model, params, token, state, num_tokens: int):
+  """num_tokens greedy steps from (token [B], state) in one lax.scan: the loop that is
+  timed. Returns (tokens [B, num_tokens], state)."""
+  def step(carry, _):
+    token, state = carry
+    logits, state = model.apply({"params": params}, token[:, None], state=state,
+                                return_state=True)
+    token = jnp.argmax(logits[:, -1], -1).astype(jnp.int32)
+    return (token, state), token
+  (_, state), tokens = jax.lax.scan(step, (token, state), None, length=num_tokens)
+  return tokens.T, state
+
+
 def prefill(model, params, prompt, max_len, chunk):
   apply = jax.jit(lambda p, t, s: model.apply({"params": p}, t, state=s, return_state=True))
   state = model.init_state(prompt.shape[0], max_len)
@@ -50,11 +62,11 @@ def prepare(model, params, context, args):
   prompt = jax.random.randint(jax.random.key(1), (args.batch, context), 0, model.cfg.vocab_size)
   chunk = context if model.cfg.arch != "llama" else min(context, args.llama_prefill_chunk)
   token, state = prefill(model, params, prompt, context + args.new_tokens + 1, chunk)
-  run = jax.jit(lambda p, t, s, k: decode(model, p, t, s, k, args.new_tokens)[0])
-  compiled = run.lower(params, token, state, jax.random.key(0)).compile()
+  run = jax.jit(lambda p, t, s: greedy_decode(model, p, t, s, args.new_tokens)[0])
+  compiled = run.lower(params, token, state).compile()
   mem = compiled.memory_analysis()
   footprint = (mem.argument_size_in_bytes + mem.temp_size_in_bytes) if mem else float("nan")
-  call = lambda: compiled(params, token, state, jax.random.key(0)).block_until_ready()
+  call = lambda: compiled(params, token, state).block_until_ready()
   call()  # warm-up
   return call, dict(state_mib=sum(x.nbytes for x in jax.tree.leaves(state)) / 2**20,
                     footprint_mib=footprint / 2**20)
