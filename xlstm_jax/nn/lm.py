@@ -95,10 +95,6 @@ class LanguageModel(nn.Module):
     return states
 
 
-def build_model(cfg: ModelConfig) -> LanguageModel:
-  return LanguageModel(cfg)
-
-
 def init_params(model: LanguageModel, rng: jax.Array, batch: int = 1, seq_len: int = 8):
   """Unboxed float parameters (logical axis metadata stripped)."""
   variables = model.init(rng, jnp.zeros((batch, seq_len), jnp.int32))

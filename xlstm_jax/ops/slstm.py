@@ -14,10 +14,12 @@ from __future__ import annotations
 import functools
 from typing import NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 
 from xlstm_jax.ops import gates
+from xlstm_jax.ops.checks import expect
 
 
 class SLSTMState(NamedTuple):
@@ -153,15 +155,13 @@ def _initial(state, state_cls, x):
 
 
 def _check_inputs(x, r, b):
+  """chex checks of the arguments; ValueError names the bad one."""
   for name, a in dict(x=x, r=r, b=b).items():
-    if not jnp.issubdtype(a.dtype, jnp.floating):
-      raise ValueError(f"{name}.dtype={a.dtype} must be a floating dtype")
-  if x.ndim != 5 or x.shape[2] != 4:
-    raise ValueError(f"x.shape={x.shape} must be [B, T, 4, H, D] (gates i, f, z, o)")
-  if x.shape[1] == 0:
-    raise ValueError(f"x.shape={x.shape} has T=0 tokens")
+    expect(chex.assert_type, a, float, message=f"{name}.dtype={a.dtype} must be a floating dtype")
+  expect(chex.assert_shape, x, (None, None, 4, None, None),
+         message=f"x.shape={x.shape} must be [B, T, 4, H, D] (gates i, f, z, o)")
+  expect(chex.assert_axis_dimension_gt, x, 1, 0, message=f"x.shape={x.shape} has T=0 tokens")
   _, _, _, H, D = x.shape
-  if r.shape != (H, D, 4, D):
-    raise ValueError(f"r.shape={r.shape} must be [H, D, 4, D]={(H, D, 4, D)}")
-  if b.shape != (4, H, D):
-    raise ValueError(f"b.shape={b.shape} must be [4, H, D]={(4, H, D)}")
+  expect(chex.assert_shape, r, (H, D, 4, D),
+         message=f"r.shape={r.shape} must be [H, D, 4, D]={(H, D, 4, D)}")
+  expect(chex.assert_shape, b, (4, H, D), message=f"b.shape={b.shape} must be [4, H, D]={(4, H, D)}")
