@@ -164,4 +164,5 @@ def _check_inputs(x, r, b):
   _, _, _, H, D = x.shape
   expect(chex.assert_shape, r, (H, D, 4, D),
          message=f"r.shape={r.shape} must be [H, D, 4, D]={(H, D, 4, D)}")
-  expect(chex.assert_shape, b, (4, H, D), message=f"b.shape={b.shape} must be [4, H, D]={(4, H, D)}")
+  expect(chex.assert_shape, b, (4, H, D),
+         message=f"b.shape={b.shape} must be [4, H, D]={(4, H, D)}")
