@@ -65,7 +65,7 @@ def pallas_test_files() -> list[str]:
 
 def parts(out: pathlib.Path) -> list[Part]:
   """The suite's parts in run order (see the module docstring)."""
-  pytest = (PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", "--no-header", "-rfE")
+  pytest = (PY, "-m", "pytest", "-p", "no:cacheprovider", "-x", "--no-header", "-rfE")
   return [
       Part("env", 60, _script("gpu_env.py", "--out", str(out / "parts" / "env.json")),
            _script("gpu_env.py", "--out", str(out / "parts" / "env.json"))),
@@ -100,6 +100,10 @@ def run_part(part: Part, timeout_s: float, log: pathlib.Path, dry_run: bool) -> 
   env = {**os.environ, "PYTHONUNBUFFERED": "1",
          "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), str(BENCH),
                                                       os.environ.get("PYTHONPATH")]))}
+  # One device per process as on the GPU machine, even when started from the test suite
+  # (whose XLA_FLAGS simulate 8 CPU devices that a batch of 1 cannot be split over).
+  env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split()
+                              if "force_host_platform_device_count" not in f)
   if not dry_run:
     env.update(part.env)
   start = time.perf_counter()
