@@ -15,6 +15,7 @@ from ml_collections import config_flags
 from xlstm_jax.training import distributed
 from xlstm_jax.training.checkpoint import quiet_orbax_logs
 from xlstm_jax.training.loop import train
+from xlstm_jax.training.workdir_lock import WorkdirLocked
 
 config_flags.DEFINE_config_file("config", "configs/default.py", "run config (file[:preset])",
                                 lock_config=True)
@@ -41,7 +42,10 @@ def main(argv):
   quiet_orbax_logs(absl_logging.get_absl_handler())
   distributed.initialize(flags.FLAGS.coordinator_address, flags.FLAGS.num_processes,
                          flags.FLAGS.process_id)
-  train(flags.FLAGS.config, flags.FLAGS.workdir)
+  try:
+    train(flags.FLAGS.config, flags.FLAGS.workdir)
+  except WorkdirLocked as err:  # another run writes there: one line, not a traceback
+    raise SystemExit(f"error: {err}") from None
 
 
 if __name__ == "__main__":
