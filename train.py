@@ -14,6 +14,7 @@ from ml_collections import config_flags
 
 from xlstm_jax.training import distributed
 from xlstm_jax.training.checkpoint import quiet_orbax_logs
+from xlstm_jax.training.init_from import resolve_config
 from xlstm_jax.training.loop import train
 from xlstm_jax.training.workdir_lock import WorkdirLocked
 
@@ -42,8 +43,9 @@ def main(argv):
   quiet_orbax_logs(absl_logging.get_absl_handler())
   distributed.initialize(flags.FLAGS.coordinator_address, flags.FLAGS.num_processes,
                          flags.FLAGS.process_id)
+  overrides = config_flags.get_override_values(flags.FLAGS["config"])  # init_from checks them
   try:
-    train(flags.FLAGS.config, flags.FLAGS.workdir)
+    train(resolve_config(flags.FLAGS.config, overrides), flags.FLAGS.workdir)
   except WorkdirLocked as err:  # another run writes there: one line, not a traceback
     raise SystemExit(f"error: {err}") from None
 
