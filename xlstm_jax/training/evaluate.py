@@ -148,7 +148,8 @@ def restore_model(config, workdir, mesh=None):
   if mesh is None:
     mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
   abstract, _ = abstract_train_state(model, tx, mesh, config.seq_len)
-  ckpt = Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints, async_save=False)
+  ckpt = Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints, async_save=False,
+                      read_only=True)  # eval verifies checksums but writes nothing
   try:
     restored = ckpt.restore_latest(abstract, move_corrupt=False)
   finally:

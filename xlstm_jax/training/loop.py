@@ -29,12 +29,14 @@ from xlstm_jax.data import load_tokenizer
 from xlstm_jax.nn import LanguageModel, ModelConfig
 from xlstm_jax.scaling import peak_flops, train_flops_per_token
 from xlstm_jax.training.checkpoint import Checkpointer
+from xlstm_jax.training.console import Progress, summary
 from xlstm_jax.training.data import datasets, global_batch, vocab_size
 from xlstm_jax.training.evaluate import evaluate, make_eval_loss
 from xlstm_jax.training.init_from import load_params, resolve_config
-from xlstm_jax.training.metrics import MetricsWriter, Progress
+from xlstm_jax.training.metrics import MetricsWriter
 from xlstm_jax.training.optimizer import OptimizerConfig, lr_schedule, make_optimizer
 from xlstm_jax.training.step import abstract_train_state, init_train_state, make_train_step
+from xlstm_jax.training.workdir_lock import WorkdirLock
 
 
 def _check(config, model_cfg: ModelConfig, mesh, vocab: int) -> None:
@@ -66,9 +68,10 @@ def _save_config(config, workdir: pathlib.Path) -> None:
 
 
 def train(config, workdir) -> dict:
-  """Runs (or resumes) the run in `workdir`; returns the last logged metrics."""
+  """Runs (or resumes) the run in `workdir`; returns the last logged metrics. The workdir
+  is created only after the config passed its checks, and is locked (one writer: see
+  workdir_lock.py) for the rest of the run."""
   workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
   config = resolve_config(config)  # --config.init_from: the checkpoint's model (else as is)
   model_cfg = ModelConfig.from_dict(config.model)
   tokenizer = load_tokenizer(config.data.tokenizer)
@@ -76,6 +79,13 @@ def train(config, workdir) -> dict:
   _check(config, model_cfg, mesh, vocab_size(config, tokenizer))
   opt_cfg = OptimizerConfig(num_steps=config.num_steps, **config.optimizer)
   train_ds, val_ds = datasets(config, tokenizer, mesh)
+  workdir.mkdir(parents=True, exist_ok=True)
+  with WorkdirLock(workdir, active=jax.process_index() == 0):
+    return _run(config, workdir, model_cfg, opt_cfg, mesh, train_ds, val_ds)
+
+
+def _run(config, workdir: pathlib.Path, model_cfg, opt_cfg, mesh, train_ds, val_ds) -> dict:
+  """The body of `train` once the workdir is locked: restore, the loop, the summary."""
   _save_config(config, workdir)
   model, tx = LanguageModel(model_cfg), make_optimizer(opt_cfg)
   ckpt = Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
@@ -92,11 +102,12 @@ def train(config, workdir) -> dict:
   train_step = make_train_step(model, tx, mesh, shardings)
   accum = opt_cfg.grad_accum_steps   # micro-batches per optimizer step (optax.MultiSteps)
   step = int(state.step) // accum    # state.step counts micro-batches
-  writer, progress = MetricsWriter(workdir), Progress(step, config.num_steps)
+  writer, progress = MetricsWriter(workdir, resume_step=step), Progress(step, config.num_steps)
   eval_loss = make_eval_loss(model)
   meter = _Throughput(step, config, model_cfg)
   log = lambda pending: _log(pending, writer, progress, lr_schedule(opt_cfg), meter, config)  # noqa: E731
   pending, last, saved_at = None, {}, step
+  first, start, evaluated = step, time.perf_counter(), {}
   stop_at = config.get("stop_at_step", 0) or config.num_steps
   stopper = _EarlyStop(config.get("early_stop_accuracy", 0.0), config.get("early_stop_evals", 0))
   try:
@@ -117,7 +128,9 @@ def train(config, workdir) -> dict:
       if val_ds is not None and step % config.eval_every == 0:
         result = evaluate(eval_loss, state.params, val_ds, mesh, config.eval_batches)
         writer.write(step, result)
+        progress.evaluation(step, result)
         last.update(result)
+        evaluated = result
         if stopper.done(result["eval_accuracy"]):
           if pending is not None:
             last.update(log(pending))
@@ -130,10 +143,14 @@ def train(config, workdir) -> dict:
           break
     if pending is not None:
       last = log(pending)
+  except FloatingPointError as err:
+    raise FloatingPointError(f"{err}; {ckpt.after_nan()}") from None
   finally:
     progress.close()
     ckpt.close()
     writer.close()
+  summary(workdir, (first, step), (step - first) * meter.tokens_per_step,
+          time.perf_counter() - start, last.get("loss"), evaluated.get("eval_loss"))
   return last
 
 
@@ -182,8 +199,7 @@ def _log(pending, writer, progress, schedule, meter: _Throughput, config) -> dic
   step, metrics = pending
   loss = float(metrics["loss"])
   if not math.isfinite(loss):
-    raise FloatingPointError(f"loss is {loss} at step {step}: stopping; the last checkpoint "
-                             "(written before this step) is intact")
+    raise FloatingPointError(f"loss is {loss} at step {step}: stopping")
   progress.update(step, loss)
   out = {"loss": loss, "accuracy": float(metrics["accuracy"]),
          "grad_norm": float(metrics["grad_norm"])}
