@@ -67,7 +67,9 @@ class LanguageModel(nn.Module):
       state = self.init_state(tokens.shape[0])  # nn.scan needs a state to scan over
     emb = layers.param(self, "embedding", layers.small_init(E), (V, E), ("vocab", "embed"),
                        cfg.jnp_param_dtype)
-    x = jnp.take(emb, tokens, axis=0).astype(cfg.jnp_dtype)
+    # the lookup reads whole rows: gather the fsdp shards of the table first (as FSDP does)
+    x = jnp.take(nn.with_logical_constraint(emb, ("vocab", "act_embed")), tokens,
+                 axis=0).astype(cfg.jnp_dtype)
     x = nn.with_logical_constraint(x, ("batch", "seq", "act_embed"))
     x, state = BlockStack(cfg, name="stack")(x, state)
     if cfg.add_post_blocks_norm:

@@ -153,7 +153,7 @@ def _check_types(obj, where: str) -> None:
     value = getattr(obj, f.name)
     ok, fixed = _conform(value, hints[f.name])
     if not ok:
-      raise ValueError(f"{where}.{f.name}={value!r} is not a {_name(hints[f.name])}")
+      raise ValueError(f"{where}.{f.name}={value!r} must be of type {_name(hints[f.name])}")
     object.__setattr__(obj, f.name, fixed)
 
 
@@ -184,4 +184,5 @@ def _conform(value, hint) -> tuple[bool, Any]:
 
 
 def _name(hint) -> str:
-  return getattr(hint, "__name__", None) or str(hint)
+  """int, tuple[int, int] | None, ... as written in the annotation."""
+  return hint.__name__ if isinstance(hint, type) else str(hint)
