@@ -93,7 +93,8 @@ class RunConfig:
     """The typed config of a ConfigDict or (nested) dict; unknown fields are an error."""
     d = _plain(d, "config")
     _refuse_unknown(cls, d, "config", nested=("model", "optimizer", "data", "mesh"))
-    top = {k: v for k, v in d.items() if k not in ("model", "optimizer", "data", "mesh")}
+    top = _typed(cls, {k: v for k, v in d.items()
+                       if k not in ("model", "optimizer", "data", "mesh")}, "config")
     num_steps = top.get("num_steps", cls.num_steps)
     opt = _plain(d.get("optimizer", {}), "optimizer")
     if "num_steps" in opt:
@@ -104,7 +105,8 @@ class RunConfig:
     _refuse_unknown(DataConfig, data, "data")
     _refuse_unknown(MeshConfig, mesh, "mesh")
     return cls(model=ModelConfig.from_dict(_plain(d.get("model", {}), "model")),
-               optimizer=OptimizerConfig(**{**opt, "num_steps": num_steps}),
+               optimizer=OptimizerConfig(**_typed(OptimizerConfig,
+                                                  {**opt, "num_steps": num_steps}, "optimizer")),
                data=DataConfig(**data), mesh=MeshConfig(**mesh), **top)
 
   def to_dict(self) -> dict:
@@ -114,6 +116,9 @@ class RunConfig:
     return out
 
   def replace(self, **kw) -> "RunConfig":
+    """A copy with fields replaced; a new num_steps carries over to the optimizer's."""
+    if "num_steps" in kw and "optimizer" not in kw:
+      kw["optimizer"] = dataclasses.replace(self.optimizer, num_steps=kw["num_steps"])
     return dataclasses.replace(self, **kw)
 
 
@@ -146,15 +151,23 @@ def _refuse_unknown(cls, d: dict, where: str, nested: tuple[str, ...] = ()) -> N
 
 
 def _check_types(obj, where: str) -> None:
-  """Checks each field against its annotation, normalising in place: ints are accepted for
-  floats, lists for tuples. Raises ValueError naming the field, the value and the type."""
-  hints = typing.get_type_hints(type(obj))
-  for f in dataclasses.fields(obj):
-    value = getattr(obj, f.name)
-    ok, fixed = _conform(value, hints[f.name])
+  """`_typed` on a dataclass instance's own fields, normalising them in place."""
+  values = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+  for name, value in _typed(type(obj), values, where).items():
+    object.__setattr__(obj, name, value)
+
+
+def _typed(cls, values: dict, where: str) -> dict:
+  """`values` (fields of dataclass `cls`) checked against the annotations and normalised:
+  ints are accepted for floats, lists for tuples. Raises ValueError naming the field, the
+  value and the type."""
+  hints = typing.get_type_hints(cls)
+  out = {}
+  for name, value in values.items():
+    ok, out[name] = _conform(value, hints[name])
     if not ok:
-      raise ValueError(f"{where}.{f.name}={value!r} must be of type {_name(hints[f.name])}")
-    object.__setattr__(obj, f.name, fixed)
+      raise ValueError(f"{where}.{name}={value!r} must be of type {_name(hints[name])}")
+  return out
 
 
 def _conform(value, hint) -> tuple[bool, Any]:
