@@ -31,6 +31,8 @@ class ModelConfig:
 
   arch: str = "xlstm"                # xlstm | large | llama
   vocab_size: int = 256              # tokens
+  vocab_pad_multiple: int = 1        # embedding rows / logits padded to a multiple of this
+                                     # (so a mesh axis divides them); padded logits are masked
   embedding_dim: int = 128           # residual stream width E
   num_blocks: int = 2                # residual blocks
   num_heads: int = 4                 # mLSTM heads (xlstm, large) or attention heads (llama)
@@ -83,8 +85,8 @@ class ModelConfig:
         raise ValueError(msg)
     object.__setattr__(self, "slstm_at", tuple(int(i) for i in self.slstm_at))
     check(self.arch in ARCHS, f"arch={self.arch!r} is not one of {ARCHS}")
-    for name in ("vocab_size", "embedding_dim", "num_blocks", "num_heads", "slstm_num_heads",
-                 "qkv_proj_blocksize", "ffn_round_to"):
+    for name in ("vocab_size", "vocab_pad_multiple", "embedding_dim", "num_blocks", "num_heads",
+                 "slstm_num_heads", "qkv_proj_blocksize", "ffn_round_to"):
       value = getattr(self, name)
       check(isinstance(value, int) and value > 0, f"{name}={value!r} must be a positive int")
     for i in self.slstm_at:
@@ -154,6 +156,12 @@ class ModelConfig:
   @property
   def gate_kwargs(self) -> dict:
     return dataclasses.asdict(self.gate_options)
+
+  @property
+  def padded_vocab_size(self) -> int:
+    """Rows of the embedding and columns of the logits: vocab_size rounded up to
+    vocab_pad_multiple. Ids >= vocab_size are never tokens; their logits are masked."""
+    return round_up(self.vocab_size, self.vocab_pad_multiple)
 
   @property
   def mlstm_inner_dim(self) -> int:
