@@ -18,6 +18,8 @@ import dataclasses
 import jax
 import numpy as np
 
+from pallas_kernels import compat
+
 TARGETS = ("gpu", "tpu")
 
 # Untuned starting points (see docs/design.md): batch block per target.
@@ -82,8 +84,6 @@ class BlockSizes:
   def compiler_params(self):
     """Compiler params for the (batch blocks, heads) grid."""
     if self.target == "gpu":
-      from jax.experimental.pallas import triton as pltriton
       # Triton params pick the Triton lowering (jax 0.10.2 defaults to Mosaic GPU).
-      return pltriton.CompilerParams(num_warps=self.num_warps, num_stages=self.num_stages)
-    from jax.experimental.pallas import tpu as pltpu
-    return pltpu.CompilerParams(dimension_semantics=("parallel", "parallel"))
+      return compat.triton_compiler_params(self.num_warps, self.num_stages)
+    return compat.tpu_compiler_params(("parallel", "parallel"))

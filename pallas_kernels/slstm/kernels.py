@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
+from pallas_kernels import compat
 from pallas_kernels.slstm.blocks import BlockSizes
 from xlstm_jax.ops.slstm import LSTMState, SLSTMState, lstm_pointwise, slstm_pointwise
 
@@ -40,7 +41,8 @@ def pointwise(opts, raw, c, n, m, h_prev):
 
 
 def _dot(a, b, acc):
-  return jax.lax.dot(a, b, preferred_element_type=acc)
+  """a @ b accumulated in acc; float32 inputs at full precision (not TF32)."""
+  return jax.lax.dot(a, b, preferred_element_type=acc, precision=compat.matmul_precision(a.dtype))
 
 
 def _preacts(x_ref, t, h_prev, rs, bs, acc, mm):
