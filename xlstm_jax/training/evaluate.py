@@ -21,6 +21,7 @@ from xlstm_jax.evaluation import (DEFAULT_PROMPTS, check_factors, document_strea
                                   text_samples)
 from xlstm_jax.nn import LanguageModel, ModelConfig
 from xlstm_jax.training.checkpoint import Checkpointer
+from xlstm_jax.tasks.seeds import split_stream
 from xlstm_jax.training.data import datasets, global_batch, split_seed, task_of
 from xlstm_jax.training.optimizer import OptimizerConfig, make_optimizer
 from xlstm_jax.training.step import abstract_train_state, accuracy, cross_entropy
@@ -183,7 +184,7 @@ def _task_eval(model, params, task, config) -> dict:
   lo, hi = config.data.test_lengths
   logits_fn = jax.jit(lambda tokens: model.apply({"params": params}, tokens))
   result = length_accuracy(logits_fn, task, range(lo, hi + 1), config.data.test_examples,
-                           seed=config.seed + 2, progress=_progress_bar("test lengths"))
+                           seed=split_stream(config.seed, "test"), progress=_progress_bar("test lengths"))
   return {**result, "test_lengths": [lo, hi], "test_examples": config.data.test_examples,
           "train_lengths": list(config.data.train_lengths)}
 
