@@ -19,6 +19,7 @@ from xlstm_jax.ops.gates import GateOptions
 
 ARCHS = ("xlstm", "large", "llama")
 MLSTM_BACKENDS = ("auto", "recurrent", "parallel", "chunkwise", "pallas")
+SLSTM_BACKENDS = ("auto", "recurrent", "pallas")
 SLSTM_CELLS = ("slstm", "lstm")
 FFN_ACTS = ("gelu", "silu", "relu")
 GATE_MODES = ("learned", "bias", "fixed")
@@ -74,10 +75,19 @@ class ModelConfig:
   # execution
   backend: str = "auto"              # mLSTM form: auto | recurrent | parallel | chunkwise | pallas
   chunk_size: int | None = None      # chunk length of chunkwise/pallas; None: the form's default
+  slstm_backend: str | None = None   # sLSTM form: auto | recurrent | pallas; None follows
+                                     # `backend` (pallas -> pallas, auto -> auto, else recurrent)
   scan_blocks: bool = False          # nn.scan over identical blocks (faster compiles)
   remat: bool = False                # rematerialise each block in the backward pass
   dtype: str = "float32"             # activation dtype
   param_dtype: str = "float32"       # parameter dtype
+
+  @property
+  def slstm_form(self) -> str:
+    """The sLSTM backend the blocks run: `slstm_backend`, or the one `backend` implies."""
+    if self.slstm_backend is not None:
+      return self.slstm_backend
+    return self.backend if self.backend in SLSTM_BACKENDS else "recurrent"
 
   def __post_init__(self):
     def check(ok, msg):
@@ -100,6 +110,8 @@ class ModelConfig:
     check(self.ffn_act in FFN_ACTS, f"ffn_act={self.ffn_act!r} is not one of {FFN_ACTS}")
     check(self.backend in MLSTM_BACKENDS,
           f"backend={self.backend!r} is not one of {MLSTM_BACKENDS}")
+    check(self.slstm_backend is None or self.slstm_backend in SLSTM_BACKENDS,
+          f"slstm_backend={self.slstm_backend!r} is not None or one of {SLSTM_BACKENDS}")
     for name in ("dtype", "param_dtype"):
       check(getattr(self, name) in DTYPES, f"{name}={getattr(self, name)!r} not in {DTYPES}")
     check(self.slstm_fgate_bias_init in ("powerlaw_blockdependent", "linspace", "zeros"),

@@ -114,8 +114,10 @@ class SLSTMBlock(nn.Module):
       if step:
         h, state = ops.lstm_step(state, pre[:, 0], r, b)
         return h[:, None], state
-      return ops.lstm(pre, r, b, initial_state=state, return_state=True)
+      return ops.lstm(pre, r, b, initial_state=state, return_state=True,
+                      backend=cfg.slstm_form)
     if step:
       h, state = ops.slstm_step(state, pre[:, 0], r, b, **cfg.gate_kwargs)
       return h[:, None], state
-    return ops.slstm(pre, r, b, initial_state=state, return_state=True, **cfg.gate_kwargs)
+    return ops.slstm(pre, r, b, initial_state=state, return_state=True,
+                     backend=cfg.slstm_form, **cfg.gate_kwargs)
