@@ -143,6 +143,25 @@ def test_ops_dispatch():
     ops.slstm(x, r, b, backend="cuda")
 
 
+def test_registry_dispatch_refusals(monkeypatch):
+  """The dispatcher finds the kernel through the registry; a shape the kernel refuses is a
+  ValueError with the kernel's reason for backend="pallas", and auto (made to prefer the
+  kernel, as on a GPU) falls back to the scan instead."""
+  import importlib  # noqa: PLC0415 (the module: xlstm_jax.ops.slstm is also the function)
+  from xlstm_jax.ops import kernel_registry  # noqa: PLC0415
+  slstm_module = importlib.import_module("xlstm_jax.ops.slstm")
+  assert kernel_registry.get("slstm_fused").fn is slstm_pallas
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.standard_normal((2, 3, 4, 1, 24)), jnp.float32)
+  r = jnp.asarray(rng.standard_normal((1, 24, 4, 24)) * 0.1, jnp.float32)
+  b = jnp.zeros((4, 1, 24), jnp.float32)
+  with pytest.raises(ValueError, match="backend='pallas': head dim D=24"):
+    ops.slstm(x, r, b, backend="pallas")
+  monkeypatch.setattr(slstm_module, "auto_backend", lambda: "pallas")
+  assert_close(ops.slstm(x, r, b, backend="auto"), ops.slstm(x, r, b, backend="recurrent"),
+               0.0, "auto falls back to the scan")
+
+
 def test_block_size_errors():
   with pytest.raises(ValueError, match="head dim D=24"):
     BlockSizes("gpu").check(8, 24, jnp.float32)

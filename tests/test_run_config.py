@@ -75,6 +75,9 @@ def test_configs_are_frozen():
     (lambda d: d.update(eval_every=-1), "eval_every=-1 must be >= 0"),
     (lambda d: d["mesh"].update(tensor=0), r"mesh.tensor=0 must be >= 1 \(or -1"),
     (lambda d: d.update(data=3), "config field 'data' must be a group of fields"),
+    (lambda d: d.update(early_stop_evals=-1), r"early_stop_evals=-1 must be >= 0"),
+    (lambda d: d.update(early_stop_accuracy=1.5), r"early_stop_accuracy=1.5 in \[0, 1\]"),
+    (lambda d: d.update(stop_at_step=-2), "stop_at_step=-2 must be >= 0"),
 ])
 def test_bad_fields_are_named(edit, message):
   d = config_file("default").to_dict()

@@ -29,6 +29,7 @@ from typing import Callable
 # Kernel name -> the module whose import registers it.
 PROVIDERS = {
     "mlstm_chunkwise": "pallas_kernels.mlstm_chunkwise",
+    "slstm_fused": "pallas_kernels.slstm",
 }
 
 

@@ -22,7 +22,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from xlstm_jax.ops import gates
+from xlstm_jax.ops import gates, kernel_registry
 from xlstm_jax.ops.checks import expect
 
 
@@ -87,13 +87,25 @@ def _run(x, r, b, state, opts, backend):
   """Dispatches to the scan or the kernel; opts None is the classic LSTM."""
   if backend not in BACKENDS:
     raise ValueError(f"backend={backend!r} is not one of {BACKENDS}")
+  requested = backend
   if backend == "auto":
     backend = auto_backend()
+  if backend == "pallas":
+    # The kernel registers itself (kernel_registry imports pallas_kernels.slstm on first
+    # request): no import edge from ops to the kernels. auto falls back to the scan when
+    # the kernel refuses the shape or cannot be loaded; pallas raises the reason.
+    try:
+      reason = kernel_registry.unsupported("slstm_fused", T=x.shape[1], D=x.shape[-1],
+                                           dtype=x.dtype)
+    except LookupError as err:
+      reason = str(err)
+    if reason is not None:
+      if requested == "pallas":
+        raise ValueError(f"backend='pallas': {reason}")
+      backend = "recurrent"
   if backend == "recurrent":
     return _scan_jit(x, r, b, state, opts=opts)
-  # Imported here: pallas_kernels imports this package (a cycle at import time), and
-  # `import xlstm_jax.ops` must not pull in Pallas.
-  from pallas_kernels.slstm import slstm_pallas
+  slstm_pallas = kernel_registry.get("slstm_fused").fn
   if opts is None:
     zeros = jnp.zeros_like(state.c)
     h, (c, _, _, h_last) = slstm_pallas(x, r, b, (state.c, zeros, zeros, state.h), opts=None)

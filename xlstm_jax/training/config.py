@@ -85,7 +85,10 @@ class RunConfig:
                  "keep_checkpoints"):
       if getattr(self, name) < 1:
         raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
-    for name in ("eval_every", "eval_batches"):
+    if self.early_stop_evals < 0 or not 0.0 <= self.early_stop_accuracy <= 1.0:
+      raise ValueError(f"early_stop_evals={self.early_stop_evals} must be >= 0 and "
+                       f"early_stop_accuracy={self.early_stop_accuracy} in [0, 1]")
+    for name in ("eval_every", "eval_batches", "stop_at_step"):
       if getattr(self, name) < 0:
         raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
     if self.optimizer.num_steps != self.num_steps:

@@ -161,10 +161,7 @@ class _EarlyStop:
   """Counts consecutive validations with accuracy >= threshold; done() once `evals` did
   (evals == 0: never)."""
 
-  def __init__(self, threshold: float, evals: int):
-    if evals < 0 or not 0.0 <= threshold <= 1.0:
-      raise ValueError(f"early_stop_evals={evals} must be >= 0 and early_stop_accuracy="
-                       f"{threshold} in [0, 1]")
+  def __init__(self, threshold: float, evals: int):  # checked by RunConfig
     self.threshold, self.evals, self.count = threshold, evals, 0
 
   def done(self, accuracy: float) -> bool:
