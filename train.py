@@ -16,6 +16,7 @@ from xlstm_jax.training import distributed
 from xlstm_jax.training.checkpoint import quiet_orbax_logs
 from xlstm_jax.training.init_from import resolve_config
 from xlstm_jax.training.loop import train
+from xlstm_jax.training.workdir_lock import WorkdirLocked
 
 config_flags.DEFINE_config_file("config", "configs/default.py", "run config (file[:preset])",
                                 lock_config=True)
@@ -43,7 +44,10 @@ def main(argv):
   distributed.initialize(flags.FLAGS.coordinator_address, flags.FLAGS.num_processes,
                          flags.FLAGS.process_id)
   overrides = config_flags.get_override_values(flags.FLAGS["config"])  # init_from checks them
-  train(resolve_config(flags.FLAGS.config, overrides), flags.FLAGS.workdir)
+  try:
+    train(resolve_config(flags.FLAGS.config, overrides), flags.FLAGS.workdir)
+  except WorkdirLocked as err:  # another run writes there: one line, not a traceback
+    raise SystemExit(f"error: {err}") from None
 
 
 if __name__ == "__main__":

@@ -23,6 +23,21 @@ from xlstm_jax.nn import LanguageModel, init_params
 from xlstm_jax.scaling import count_params
 
 
+def decode(model, params, token, state, num_tokens: int):
+  """Greedy: feeds `token` [B] and then each next token back, `num_tokens` times, in one
+  lax.scan from a prefilled `state` (the loop whose per-token time and memory are timed).
+  Returns (tokens [B, num_tokens], the final state)."""
+  def step(carry, _):
+    token, state = carry
+    logits, state = model.apply({"params": params}, token[:, None], state=state,
+                                return_state=True)
+    nxt = jnp.argmax(logits[:, 0], axis=-1).astype(jnp.int32)
+    return (nxt, state), nxt
+
+  (_, state), tokens = jax.lax.scan(step, (token, state), None, length=num_tokens)
+  return tokens.T, state
+
+
 def configs(args):
   if args.size:
     return (presets.model_config(f"xlstm10_{args.size}", dtype=args.dtype),
@@ -34,19 +49,6 @@ def configs(args):
           presets.model_config("llama_125m", embedding_dim=E, num_blocks=args.layers,
                                num_heads=max(E // 64, 1), vocab_size=args.vocab,
                                dtype=args.dtype))
-
-
-def greedy_decode(model, params, token, state, num_tokens: int):
-  """num_tokens greedy steps from (token [B], state) in one lax.scan: the loop that is
-  timed. Returns (tokens [B, num_tokens], state)."""
-  def step(carry, _):
-    token, state = carry
-    logits, state = model.apply({"params": params}, token[:, None], state=state,
-                                return_state=True)
-    token = jnp.argmax(logits[:, -1], -1).astype(jnp.int32)
-    return (token, state), token
-  (_, state), tokens = jax.lax.scan(step, (token, state), None, length=num_tokens)
-  return tokens.T, state
 
 
 def prefill(model, params, prompt, max_len, chunk):
@@ -62,7 +64,7 @@ def prepare(model, params, context, args):
   prompt = jax.random.randint(jax.random.key(1), (args.batch, context), 0, model.cfg.vocab_size)
   chunk = context if model.cfg.arch != "llama" else min(context, args.llama_prefill_chunk)
   token, state = prefill(model, params, prompt, context + args.new_tokens + 1, chunk)
-  run = jax.jit(lambda p, t, s: greedy_decode(model, p, t, s, args.new_tokens)[0])
+  run = jax.jit(lambda p, t, s: decode(model, p, t, s, args.new_tokens)[0])
   compiled = run.lower(params, token, state).compile()
   mem = compiled.memory_analysis()
   footprint = (mem.argument_size_in_bytes + mem.temp_size_in_bytes) if mem else float("nan")

@@ -4,6 +4,8 @@ eval.py)."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import math
 import pathlib
@@ -11,7 +13,6 @@ import sys
 from collections.abc import Sequence
 
 import jax
-import ml_collections
 import numpy as np
 
 from xlstm_jax import sharding
@@ -19,18 +20,21 @@ from xlstm_jax.data import load_documents, load_tokenizer, prepare, split_docume
 from xlstm_jax.evaluation import (DEFAULT_PROMPTS, check_factors, document_stream,
                                   extrapolation_curve, length_accuracy, packed_stream,
                                   text_samples)
-from xlstm_jax.nn import LanguageModel, ModelConfig
+from xlstm_jax.nn import LanguageModel
 from xlstm_jax.training.checkpoint import Checkpointer
 from xlstm_jax.tasks.seeds import split_stream
+from xlstm_jax.training.config import run_config
 from xlstm_jax.training.data import datasets, global_batch, split_seed, task_of
-from xlstm_jax.training.optimizer import OptimizerConfig, make_optimizer
+from xlstm_jax.training.optimizer import make_optimizer
 from xlstm_jax.training.step import abstract_train_state, accuracy, cross_entropy
 
 
-def make_eval_loss(model):
-  """A jitted (params, batch) -> (loss, accuracy) of the batch, over its mask if it has one."""
+def make_eval_loss(model, mesh=None):
+  """A jitted (params, batch) -> (loss, accuracy) of the batch, over its mask if it has one.
+  With `mesh`, the model's activations are sharded by the table, as in the train step."""
   def eval_loss(params, batch):
-    logits = model.apply({"params": params}, batch["inputs"])
+    with sharding.activation_sharding(mesh) if mesh is not None else contextlib.nullcontext():
+      logits = model.apply({"params": params}, batch["inputs"])
     mask = batch.get("mask")
     return (cross_entropy(logits, batch["targets"], mask),
             accuracy(logits, batch["targets"], mask))
@@ -79,10 +83,11 @@ def evaluate_workdir(workdir, corpus: str | None = None, max_batches: int | None
   config_path = workdir / "config.json"
   if not config_path.is_file():
     raise ValueError(f"{workdir} has no config.json; is it the workdir of a train.py run?")
-  config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
+  config = run_config(json.loads(config_path.read_text()))
   if corpus is not None:
-    config.data.corpus = corpus
-  config.eval_every = max(config.eval_every, 1)  # datasets() builds the val split only then
+    config = config.replace(data=dataclasses.replace(config.data, corpus=corpus))
+  # datasets() builds the val split only with eval_every > 0
+  config = config.replace(eval_every=max(config.eval_every, 1))
   mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
   task = task_of(config)
   if task is not None and (extrapolate or samples):
@@ -103,7 +108,7 @@ def evaluate_workdir(workdir, corpus: str | None = None, max_batches: int | None
     result = {"step": step, "task": config.data.task,
               **_task_eval(model, params, task, config)}
   else:
-    result = evaluate(make_eval_loss(model), params, val_ds, mesh, max_batches)
+    result = evaluate(make_eval_loss(model, mesh), params, val_ds, mesh, max_batches)
     result = {"step": step, **result, "corpus": config.data.corpus}
     if extrapolate:
       needed = (None if extrapolate_sequences is None
@@ -141,14 +146,16 @@ def _plot(result: dict, workdir: pathlib.Path, config) -> dict[str, str]:
 def restore_model(config, workdir, mesh=None):
   """(model, params, step) of a run: the LanguageModel of `config` (the run's config, e.g.
   from its config.json) and the parameters of the newest checkpoint in workdir that
-  restores. `mesh` defaults to the config's."""
+  restores. `mesh` defaults to the config's. `config`: a RunConfig or its ConfigDict/dict."""
   workdir = pathlib.Path(workdir)
-  model = LanguageModel(ModelConfig.from_dict(config.model))
-  tx = make_optimizer(OptimizerConfig(num_steps=config.num_steps, **config.optimizer))
+  config = run_config(config)
+  model = LanguageModel(config.model)
+  tx = make_optimizer(config.optimizer)
   if mesh is None:
     mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
   abstract, _ = abstract_train_state(model, tx, mesh, config.seq_len)
-  ckpt = Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints, async_save=False)
+  ckpt = Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints, async_save=False,
+                      read_only=True)  # eval verifies checksums but writes nothing
   try:
     restored = ckpt.restore_latest(abstract, move_corrupt=False)
   finally:
