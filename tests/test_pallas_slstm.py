@@ -191,7 +191,7 @@ def test_model_pallas_equals_scan():
   results = []
   for backend in ("recurrent", "pallas"):
     c = dataclasses.replace(cfg, slstm_backend=backend)
-    model = lm.build_model(c)
+    model = lm.LanguageModel(c)
     params = lm.init_params(model, jax.random.PRNGKey(0), batch=3, seq_len=6)
 
     def loss(p, model=model):
