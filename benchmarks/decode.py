@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from xlstm_jax import presets
 from xlstm_jax.generation import decode
 from xlstm_jax.nn import LanguageModel, init_params
-from xlstm_jax.scaling import count_params
+from xlstm_jax.counting import count_params
 
 
 def configs(args):

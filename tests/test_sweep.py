@@ -8,7 +8,7 @@ import pytest
 
 from test_train_entry import ROOT, checkpoint_steps
 from xlstm_jax import presets
-from xlstm_jax.scaling import count_params, train_flops_per_token
+from xlstm_jax.counting import count_params, train_flops_per_token
 from xlstm_jax.scaling import sweep as sw
 
 TINY = """

@@ -17,7 +17,7 @@ again finishes what is missing. `--slurm` writes
 ROOT/sweep.sbatch, an array job whose task i runs `--index=i`; `--list` prints one command
 per run. Every finished run adds a line to ROOT/results.jsonl (rewritten from the
 result.json files): name, overrides, model (arch and block types), params (all and
-without the embedding), tokens, flops (counted from the jaxpr, scaling/count.py, and the
+without the embedding), tokens, flops (counted from the jaxpr, counting/count.py, and the
 6 N estimate) and the final validation loss.
 """
 
@@ -115,8 +115,8 @@ def train_and_eval(workdir: pathlib.Path, config: str, flags: list[str],
 def result_of(workdir: pathlib.Path, name: str, overrides: dict) -> dict:
   """The results.jsonl line of a finished run, from its config.json and eval.json."""
   from xlstm_jax.nn import ModelConfig  # noqa: PLC0415 (listing a sweep needs no jax)
-  from xlstm_jax.scaling import count_params, train_flops_per_token  # noqa: PLC0415
-  from xlstm_jax.scaling.count import model_flops  # noqa: PLC0415
+  from xlstm_jax.counting import count_params, train_flops_per_token  # noqa: PLC0415
+  from xlstm_jax.counting.count import model_flops  # noqa: PLC0415
   config = json.loads((workdir / "config.json").read_text())
   evaluation = json.loads((workdir / "eval.json").read_text())
   cfg = ModelConfig.from_dict(config["model"])
