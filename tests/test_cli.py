@@ -131,3 +131,25 @@ def test_eval_of_a_directory_without_a_run_is_one_line(tmp_path, capsys):
   code, _, err = _exit(capsys, eval_main.main, ["eval"])
   assert code == 1 and err == f"error: {tmp_path} has no config.json; is it the workdir of a " \
                               "train.py run?\n"
+
+
+def _modules_after(imports: str) -> list[str]:
+  """The xlstm_jax and matplotlib modules a fresh interpreter holds after `imports`."""
+  code = (f"import sys\n{imports}\n"
+          "print('\\n'.join(sorted(m for m in sys.modules if m.startswith(('xlstm_jax', "
+          "'matplotlib')))))\n")
+  return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                        env=env(), check=True).stdout.split()
+
+
+def test_imports_point_one_way():
+  """Training imports neither evaluation, scaling nor experiments (the MFU estimate comes
+  from counting); the pure fit and the paper's run table import none of their reports."""
+  loaded = _modules_after("import xlstm_jax.training.loop")
+  assert "xlstm_jax.counting" in loaded
+  assert not [m for m in loaded if m.startswith(("xlstm_jax.evaluation", "xlstm_jax.scaling",
+                                                 "xlstm_jax.experiments", "matplotlib"))]
+  loaded = _modules_after("import xlstm_jax.scaling.fit, xlstm_jax.evaluation.paper_runs")
+  assert not {"xlstm_jax.scaling.fit_plots", "xlstm_jax.scaling.fit_report",
+              "xlstm_jax.evaluation.paper", "xlstm_jax.evaluation.paper_report",
+              "matplotlib"} & set(loaded)
