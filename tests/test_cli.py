@@ -83,7 +83,7 @@ def test_run_errors_are_one_line_without_traceback(capsys):
     raise FloatingPointError("loss is nan at step 3")
   with pytest.raises(SystemExit):
     cli.run_or_exit(diverge)
-  assert capsys.readouterr().err == "error: loss is nan at step 3\n"
+  assert capsys.readouterr().err == "error: FloatingPointError: loss is nan at step 3\n"
   assert cli.run_or_exit(lambda x: x + 1, 1) == 2
 
 

@@ -149,10 +149,12 @@ def parse_flags(argv: list[str], usage: str, fv: flags.FlagValues,
 
 
 def run_or_exit(fn: Callable, *args, **kwargs):
-  """fn(*args, **kwargs); a ValueError or FloatingPointError (a refused config, a diverged
-  run) is printed as one `error: ...` line on stderr, without a traceback, and exits 1."""
+  """fn(*args, **kwargs); a ValueError (a refused config) or a FloatingPointError (a diverged
+  run, named as such) is printed as one `error: ...` line on stderr, without a traceback,
+  and exits 1."""
   try:
     return fn(*args, **kwargs)
   except (ValueError, FloatingPointError) as err:
-    print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+    kind = "" if isinstance(err, ValueError) else f"{type(err).__name__}: "   # a divergence
+    print(f"error: {kind}{' '.join(str(err).split())}", file=sys.stderr)
     raise SystemExit(1) from None
