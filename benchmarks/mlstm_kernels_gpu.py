@@ -14,7 +14,14 @@ Forward and forward+backward (grads of sum(h) w.r.t. all inputs), best of --repe
 TFLOP/s count the matmul FLOPs of the chunkwise algorithm as run (`chunkwise_flops`; the
 peer's at its own chunk size) and of causal attention (backward = 2.5x forward).
 
+`--tfla` times the shapes of the published TFLA benchmark instead (Beck et al. 2025,
+mlstm_kernels): 65,536 tokens per call, bf16, 16 heads with Dqk=128 and Dv=256
+(embedding 4096), T from 1K to 64K, beside attention with 32 heads of 128 (the same
+embedding), and prints the published H100 fwd+bwd figures (TFLA exp-gate kernel, FA3).
+With several --configs the best configuration per T is printed (a block-size sweep).
+
   python benchmarks/mlstm_kernels_gpu.py [--seq_lens 2048,8192,32768] [--configs ...]
+  python benchmarks/mlstm_kernels_gpu.py --tfla --configs 64:64:64:4:2,128:64:64:8:2
   python benchmarks/mlstm_kernels_gpu.py --interpret --tiny   # CPU smoke test, no GPU
 """
 
@@ -50,6 +57,14 @@ def attention_flops(B, H, T, d, backward=False):
   fwd = 2 * 2 * B * H * T * T * d / 2
   return fwd * (3.5 if backward else 1.0)
 
+
+
+# Published fwd+bwd ms on one H100 at the TFLA shapes (mlstm_kernels' TFLA paper, its
+# benchmark figure): T -> (TFLA mLSTM exp-gate kernel, FlashAttention-3).
+TFLA_PUBLISHED_MS = {8192: (15.2, 32.3), 65536: (17.5, 227.0)}
+# 8K and 64K first: the published figures are there, and a time-boxed run may stop early.
+TFLA_SHAPES = dict(seq_lens="8192,65536,1024,2048,4096,16384,32768", tokens=65536, heads=16,
+                   dk=128, dv=256, attn_heads=32, attn_head_dim=128)
 
 
 def _fwd_and_fwdbwd(fn, num_args):
@@ -109,6 +124,10 @@ def main():
   parser.add_argument("--dk", type=int, default=256, help="query/key head dim")
   parser.add_argument("--dv", type=int, default=512, help="value head dim")
   parser.add_argument("--attn_head_dim", type=int, default=256, help="cuDNN attention's")
+  parser.add_argument("--attn_heads", type=int, default=None,
+                      help="cuDNN attention's heads (default: --heads)")
+  parser.add_argument("--tfla", action="store_true",
+                      help="the published TFLA benchmark's shapes (overrides the shape flags)")
   parser.add_argument("--dtype", default="bfloat16")
   parser.add_argument("--configs", default="64:64:64:4:2",
                       help="pallas BlockSizes to time, comma-separated "
@@ -120,13 +139,17 @@ def main():
   parser.add_argument("--tiny", action="store_true",
                       help="smoke-test shapes: tokens=128, T in {64, 128}, H=2, Dk=64, Dv=128")
   args = parser.parse_args()
+  if args.tfla:  # the TFLA shapes, except where a shape flag was given explicitly
+    given = {a.split("=")[0].lstrip("-") for a in sys.argv[1:] if a.startswith("--")}
+    vars(args).update({k: v for k, v in TFLA_SHAPES.items() if k not in given})
   if args.tiny:
     args.seq_lens, args.tokens, args.heads, args.dk, args.dv = "64,128", 128, 2, 64, 128
-    args.attn_head_dim, args.repeats = 64, 1
+    args.attn_head_dim, args.attn_heads, args.repeats = 64, 2, 1
   if jax.default_backend() != "gpu" and not args.interpret:
     sys.exit(f"no GPU (jax backend {jax.default_backend()!r}): the figures need one. "
              f"For a smoke test of the script itself: --interpret --tiny")
   dtype = jnp.dtype(args.dtype)
+  attn_heads = args.attn_heads or args.heads
   configs = _parse_configs(args.configs)
   attn, attn_why = _cudnn()
   peer, peer_why = _xl_chunk(args.peer_chunk)
@@ -148,12 +171,12 @@ def main():
                 normal(B, H, T) - 3.0, normal(B, H, T) + 3.0)
     rows = []  # (name, fwd ms, fwd flops, fwdbwd ms, fwdbwd flops)
     if attn is not None:
-      attn_in = tuple(normal(B, T, H, args.attn_head_dim) for _ in range(3))
+      attn_in = tuple(normal(B, T, attn_heads, args.attn_head_dim) for _ in range(3))
       fwd, fwdbwd = _fwd_and_fwdbwd(attn, 3)
       rows.append(("cudnn attention", best_ms(fwd, attn_in, args.repeats),
-                   attention_flops(B, H, T, args.attn_head_dim),
+                   attention_flops(B, attn_heads, T, args.attn_head_dim),
                    best_ms(fwdbwd, attn_in, args.repeats),
-                   attention_flops(B, H, T, args.attn_head_dim, backward=True)))
+                   attention_flops(B, attn_heads, T, args.attn_head_dim, backward=True)))
     if peer is not None:
       fwd, fwdbwd = _fwd_and_fwdbwd(peer, 5)
       flops = functools.partial(chunkwise_flops, B, H, T, args.dk, args.dv, args.peer_chunk)
@@ -172,6 +195,14 @@ def main():
                 if p in ref and p != name.split()[0] else "-" for p in ("cudnn", "xl_chunk")]
       print(f"{T:>6} {B:>4} {name:<22} | {f_ms:>8.2f} {f_fl / f_ms / 1e9:>7.1f} | "
             f"{fb_ms:>10.2f} {fb_fl / fb_ms / 1e9:>7.1f} | {ratios[0]:>11} {ratios[1]:>11}")
+    ours = [r for r in rows if r[0].startswith("pallas")]
+    best = min(ours, key=lambda r: r[3])
+    line = f"{T:>6} best pallas config (fwd+bwd): {best[0].split()[1]} {best[3]:.2f} ms"
+    if args.tfla and T in TFLA_PUBLISHED_MS:
+      tfla, fa3 = TFLA_PUBLISHED_MS[T]
+      line += (f"; published H100: TFLA {tfla} ms ({best[3] / tfla:.2f}x ours/theirs), "
+               f"FA3 {fa3} ms")
+    print(line, flush=True)
   print("# x cudnn, x xl_chunk: this row's time over that peer's, fwd/fwd+bwd "
         "(below 1: faster than the peer)")
 

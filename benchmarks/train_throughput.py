@@ -14,8 +14,9 @@ and the same weight-decay split), float32, same batch and context. Target: ours 
 
 GPU mode (`--gpu`): tokens/s and MFU of paper-size presets at context 2048, bfloat16
 compute with float32 parameters; MFU = train_flops_per_token * tokens/s / (datasheet
-bfloat16 peak * devices) (xlstm_jax/counting/flops.py). Target: MFU >= 50% for
-xLSTM[1:0] with the Pallas kernels. An out-of-memory model is reported, not fatal.
+bfloat16 peak * devices) (xlstm_jax/counting/flops.py). Target: MFU >= 40% for the
+350M xLSTM[1:0] with the Pallas kernels (published small-model MFUs of JAX codebases are
+35-42%). An out-of-memory model is reported, not fatal.
 
   python benchmarks/train_throughput.py                        # CPU: ours vs torch xlstm
   python benchmarks/train_throughput.py --backend parallel --steps 20
@@ -48,6 +49,7 @@ from xlstm_jax.training.step import batch_sharding, init_train_state, make_train
 # torch side needs no scheduler; a schedule costs nothing measurable either way).
 OPT = dict(learning_rate=1e-3, b1=0.9, b2=0.95, eps=1e-8, weight_decay=0.1, grad_clip=1.0)
 GPU_MODELS = "xlstm10_125m,xlstm10_350m,llama_125m,llama_350m"
+MFU_TARGET = 0.40  # issue 17: the 350M xLSTM[1:0] at context 2048
 
 
 def random_tokens(batch: int, seq_len: int, vocab: int) -> np.ndarray:
@@ -236,12 +238,12 @@ def gpu_mode(args) -> None:
           f"{r['first_loss']:.3f} -> {r['last_loss']:.3f}", flush=True)
     gc.collect()  # the runner's state goes with it before the next model
   backend = args.backend or "pallas"
-  print("\ntarget: MFU >= 50% for xLSTM[1:0] with the Pallas kernels: ", end="")
+  print(f"\ntarget: MFU >= {MFU_TARGET:.0%} for xLSTM[1:0] with the Pallas kernels: ", end="")
   if backend != "pallas" or not target:
     print(f"not checked (backend {backend}, peak {'known' if peak else 'unknown'}, "
           f"{len(target)} xLSTM[1:0] models measured)")
   else:
-    print(", ".join(f"{n} {'met' if m >= 0.5 else 'NOT met'}" for n, m in target.items()))
+    print(", ".join(f"{n} {'met' if m >= MFU_TARGET else 'NOT met'}" for n, m in target.items()))
 
 
 def main():

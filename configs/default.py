@@ -24,6 +24,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   c.checkpoint_every = 100           # steps between checkpoints
   c.keep_checkpoints = 3             # newest checkpoints kept
   c.seed = 0                         # init and data order
+  c.init_from = ""                   # "hf:DIR" / "workdir:DIR": start from those weights (their
+                                     # architecture and tokenizer; xlstm_jax/training/init_from.py)
   c.peak_tflops_per_device = 0.0     # for MFU; 0: the accelerator's datasheet peak (CPU: no MFU)
   c.mesh = ml_collections.ConfigDict()
   c.mesh.data = -1                   # pure data parallel (-1: the devices left over)

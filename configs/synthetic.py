@@ -63,6 +63,9 @@ def task_config(task_name: str, task_kwargs: dict, family: str, train_lengths: t
   c.eval_every = 500
   c.eval_batches = 4
   c.checkpoint_every = 500
+  c.stop_at_step = 0                   # > 0: pause there (the schedule still spans num_steps)
+  c.early_stop_accuracy = 0.0          # with early_stop_evals > 0: stop once that many
+  c.early_stop_evals = 0               # consecutive validations reach this accuracy
   c.optimizer.learning_rate = learning_rate
   c.optimizer.warmup_steps = 100
   return c

@@ -15,6 +15,7 @@ import pytest
 from helpers import assert_close, loss_weights, mlstm_inputs, mlstm_outputs_and_grads
 from helpers import realistic_state
 
+from pallas_kernels import compat
 from pallas_kernels.mlstm_chunkwise import BlockSizes, mlstm_chunkwise_pallas, reference
 from xlstm_jax import ops
 from xlstm_jax.ops import gates
@@ -216,7 +217,7 @@ def test_lowers_for_hardware(target, platform):
   lowered = jax.jit(jax.grad(loss, argnums=tuple(range(6)))).trace(
       q, q, v, g, g, state).lower(lowering_platforms=(platform,))
   text = lowered.as_text()
-  marker = "__gpu$xla.gpu.triton" if target == "gpu" else "tpu_custom_call"
+  marker = compat.triton_custom_call_target() if target == "gpu" else "tpu_custom_call"
   assert text.count(marker) == 4, "expected 4 kernels: 2 forward, 2 backward"
 
 

@@ -33,7 +33,8 @@ _CONTINUED = re.compile(r"^\s+#\s?(.*)$")
 def field_comments(source: str, prefix: str = "") -> dict[str, str]:
   """The trailing `# comment` of each field assignment in a config source: `c.x.y = v  # ..`
   lines of a config file, or `name: type = v  # ..` lines of a dataclass (keys get
-  `prefix`, e.g. "model."). A comment-only line right below, its # aligned with the comment's, continues it."""
+  `prefix`, e.g. "model."). A comment-only line right below, its # aligned with the
+  comment's, continues it."""
   comments: dict[str, str] = {}
   last, column = None, -1
   for line in source.splitlines():
@@ -112,7 +113,8 @@ def parse_flags(argv: list[str], usage: str, fv: flags.FlagValues,
   0; a bad flag (a value that does not parse, a missing required flag, an unknown flag or
   config field) prints one line naming it and exits 2. With with_config, `fv` has a
   config file flag "config" defined with no default (config_flags would load a default at
-  definition, with sys.argv's overrides); DEFAULT_CONFIG is used when --config is not given. What `fv` does not know goes to
+  definition, with sys.argv's overrides); DEFAULT_CONFIG is used when --config is not
+  given. What `fv` does not know goes to
   absl's global flags (logging: --verbosity, --logtostderr, ...)."""
   if any(a in ("--help", "-h", "--helpfull", "-help") for a in argv[1:]):
     config_arg = DEFAULT_CONFIG

@@ -18,6 +18,7 @@ from ml_collections import config_flags
 from xlstm_jax import cli
 from xlstm_jax.training import distributed
 from xlstm_jax.training.checkpoint import quiet_orbax_logs
+from xlstm_jax.training.init_from import resolve_config
 from xlstm_jax.training.loop import train
 
 FLAGS = flags.FlagValues()   # its own: xlstm_jax.train and .eval share flag names
@@ -45,7 +46,8 @@ def main(argv):
   del argv
   quiet_orbax_logs(absl_logging.get_absl_handler())
   distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-  cli.run_or_exit(train, FLAGS.config, FLAGS.workdir)
+  overrides = config_flags.get_override_values(FLAGS["config"])  # init_from checks them
+  cli.run_or_exit(lambda: train(resolve_config(FLAGS.config, overrides), FLAGS.workdir))
 
 
 def run():

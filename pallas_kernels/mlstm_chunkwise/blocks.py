@@ -16,6 +16,8 @@ import dataclasses
 
 import jax
 
+from pallas_kernels import compat
+
 TARGETS = ("gpu", "tpu")
 
 
@@ -86,10 +88,8 @@ class BlockSizes:
   def compiler_params(self, parallel_axes: int, sequential_axes: int = 0):
     """Compiler params for a grid with these axes (parallel first)."""
     if self.target == "gpu":
-      from jax.experimental.pallas import triton as pltriton
       # Passing Triton params picks the Triton lowering: jax 0.10.2 otherwise lowers a
       # pallas_call to Mosaic GPU, which lacks transposes in this (lane) mode.
-      return pltriton.CompilerParams(num_warps=self.num_warps, num_stages=self.num_stages)
-    from jax.experimental.pallas import tpu as pltpu
-    return pltpu.CompilerParams(
-        dimension_semantics=("parallel",) * parallel_axes + ("arbitrary",) * sequential_axes)
+      return compat.triton_compiler_params(self.num_warps, self.num_stages)
+    return compat.tpu_compiler_params(
+        ("parallel",) * parallel_axes + ("arbitrary",) * sequential_axes)

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
+from pallas_kernels import compat
 from pallas_kernels.mlstm_chunkwise.blocks import BlockSizes
 from xlstm_jax.ops import gates
 
@@ -37,7 +38,8 @@ _NT = (((1,), (1,)), ((), ()))  # a @ b.T
 def _dot(a, b, acc, mm, trans_b=False):
   """a @ b (or a @ b.T) on activation-dtype inputs, accumulated in `acc`."""
   dims = _NT if trans_b else (((1,), (0,)), ((), ()))
-  return jax.lax.dot_general(a.astype(mm), b.astype(mm), dims, preferred_element_type=acc)
+  return jax.lax.dot_general(a.astype(mm), b.astype(mm), dims, preferred_element_type=acc,
+                             precision=compat.matmul_precision(mm))
 
 
 def _log_weights(b_hi, b_lo, row_hi, row_lo):

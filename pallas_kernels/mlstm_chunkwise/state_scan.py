@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
+from pallas_kernels import compat
 from pallas_kernels.mlstm_chunkwise.blocks import BlockSizes
 
 
@@ -31,7 +32,8 @@ def _update(C, n, decay_col, keys, key_scale, values, value_scale, n_scale):
   decay = jnp.max(decay_col)                          # one value repeated over the chunk
   a = keys.astype(acc) * key_scale                    # [L, bk]
   vals = (values.astype(acc) * value_scale).astype(mm)  # [L, bv]
-  inc = jax.lax.dot(a.astype(mm).T, vals, preferred_element_type=acc)
+  inc = jax.lax.dot(a.astype(mm).T, vals, preferred_element_type=acc,
+                    precision=compat.matmul_precision(mm))
   C = decay * C + inc
   n = decay * n + jnp.sum(a * n_scale, axis=0, keepdims=True)  # [1, bk]
   return C, n

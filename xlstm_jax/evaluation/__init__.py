@@ -9,7 +9,7 @@ extrapolation, text samples and their figures.
   xlstm_jax.evaluation.plots           plot_extrapolation, plot_extrapolation_models,
                                        plot_length_accuracy (PNG; import it by name: it loads
                                        matplotlib, which training never needs)
-  xlstm_jax.evaluation.workdir         restore_model, evaluate_workdir, report_lines: a run's
+  xlstm_jax.evaluation.workdir         evaluate_workdir, report_lines, validation_stream: a run's
                                        workdir evaluated (python -m xlstm_jax.eval)
 """
 

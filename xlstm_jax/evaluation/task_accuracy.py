@@ -19,14 +19,16 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from xlstm_jax.tasks.base import Task, scaled_accuracy
+from xlstm_jax.tasks.seeds import example_rng
 from xlstm_jax.tasks.source import pad_example
 
 
 def length_accuracy(logits_fn: Callable, task: Task, lengths: Iterable[int], examples: int = 32,
-                    seed: int = 0, pad_to: int = 64, progress: Callable | None = None) -> dict:
+                    seed: int | np.random.SeedSequence = 0, pad_to: int = 64, progress: Callable | None = None) -> dict:
   """{"accuracy", "scaled_accuracy", "per_length": {L: {"accuracy", "scaled_accuracy"}}}.
 
-  Example j of length L comes from generator (seed, L, j): the same on every call.
+  Example j of length L comes from generator tasks.seeds.example_rng(seed, L, j): the same
+  on every call (`seed`: an int, or the run's test stream from tasks.seeds.split_stream).
   `progress(i, n)` is called after each length, e.g. to draw a progress bar.
   """
   lengths = list(lengths)
@@ -35,7 +37,7 @@ def length_accuracy(logits_fn: Callable, task: Task, lengths: Iterable[int], exa
                      f"and examples={examples}")
   per_length = {}
   for done, length in enumerate(lengths, start=1):
-    exs = [task.example(np.random.default_rng([seed, length, j]), length)
+    exs = [task.example(example_rng(seed, length, j), length)
            for j in range(examples)]
     width = -(-max(len(e["inputs"]) for e in exs) // pad_to) * pad_to
     batch = {k: np.stack([pad_example(e, width)[k] for e in exs]) for k in exs[0]}

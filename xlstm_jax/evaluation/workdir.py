@@ -1,4 +1,4 @@
-"""Evaluation of a finished run's workdir (behind `python -m xlstm_jax.eval`): restore_model,
+"""Evaluation of a finished run's workdir (behind `python -m xlstm_jax.eval`):
 evaluate_workdir (validation loss, perplexity and accuracy; synthetic-task accuracy per test
 length; length extrapolation and text samples of text runs) and report_lines. The in-loop
 validation loss (make_eval_loss, evaluate) is training's own: xlstm_jax.training.evaluate."""
@@ -19,12 +19,10 @@ from xlstm_jax.data import load_documents, load_tokenizer, prepare, split_docume
 from xlstm_jax.evaluation import (DEFAULT_PROMPTS, check_factors, document_stream,
                                   extrapolation_curve, length_accuracy, packed_stream,
                                   text_samples)
-from xlstm_jax.nn import LanguageModel, ModelConfig
-from xlstm_jax.training.checkpoint import Checkpointer
+from xlstm_jax.tasks.seeds import split_stream
 from xlstm_jax.training.data import datasets, split_seed, task_of
 from xlstm_jax.training.evaluate import evaluate, make_eval_loss
-from xlstm_jax.training.optimizer import OptimizerConfig, make_optimizer
-from xlstm_jax.training.step import abstract_train_state
+from xlstm_jax.training.restore import restore_model
 
 
 def evaluate_workdir(workdir, corpus: str | None = None, max_batches: int | None = None, *,
@@ -112,27 +110,6 @@ def _plot(result: dict, workdir: pathlib.Path, config) -> dict[str, str]:
   return {name: str(path) for name, path in figures.items()}
 
 
-def restore_model(config, workdir, mesh=None):
-  """(model, params, step) of a run: the LanguageModel of `config` (the run's config, e.g.
-  from its config.json) and the parameters of the newest checkpoint in workdir that
-  restores. `mesh` defaults to the config's."""
-  workdir = pathlib.Path(workdir)
-  model = LanguageModel(ModelConfig.from_dict(config.model))
-  tx = make_optimizer(OptimizerConfig(num_steps=config.num_steps, **config.optimizer))
-  if mesh is None:
-    mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
-  abstract, _ = abstract_train_state(model, tx, mesh, config.seq_len)
-  ckpt = Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints, async_save=False)
-  try:
-    restored = ckpt.restore_latest(abstract, move_corrupt=False)
-  finally:
-    ckpt.close()
-  if restored is None:
-    raise ValueError(f"no checkpoint in {workdir / 'checkpoints'} restores")
-  step, state, _ = restored
-  return model, state.params, int(step)
-
-
 def validation_stream(config, tokenizer, max_tokens: int | None = None) -> np.ndarray:
   """The run's validation text as one token stream: the held-out documents (same split as
   training) each followed by EOS, or the stitched rows of a prepared corpus's val split
@@ -158,7 +135,8 @@ def _task_eval(model, params, task, config) -> dict:
   lo, hi = config.data.test_lengths
   logits_fn = jax.jit(lambda tokens: model.apply({"params": params}, tokens))
   result = length_accuracy(logits_fn, task, range(lo, hi + 1), config.data.test_examples,
-                           seed=config.seed + 2, progress=_progress_bar("test lengths"))
+                           seed=split_stream(config.seed, "test"),
+                           progress=_progress_bar("test lengths"))
   return {**result, "test_lengths": [lo, hi], "test_examples": config.data.test_examples,
           "train_lengths": list(config.data.train_lengths)}
 

@@ -4,6 +4,7 @@
   xlstm_jax.tasks.formal    formal languages (parity, modular arithmetic, ...): FORMAL_TASKS
   xlstm_jax.tasks.recall    MQAR and the revision task: RECALL_TASKS
   xlstm_jax.tasks.source    TaskSource: seeded, padded examples for the grain pipeline
+  xlstm_jax.tasks.seeds     split_stream: one random stream per (run seed, split)
 
   task = make_task("parity"); task = make_task("mqar", num_pairs=8)
 """
@@ -11,6 +12,7 @@
 from xlstm_jax.tasks.base import PAD, Task, check_example, scaled_accuracy
 from xlstm_jax.tasks.formal import FORMAL_TASKS
 from xlstm_jax.tasks.recall import RECALL_TASKS, recall_task
+from xlstm_jax.tasks.seeds import SPLITS, example_rng, split_stream
 from xlstm_jax.tasks.source import TaskSource, pad_example
 
 TASK_NAMES = (*FORMAL_TASKS, *RECALL_TASKS)
@@ -27,5 +29,6 @@ def make_task(name: str, **kwargs) -> Task:
   raise ValueError(f"unknown task {name!r}; known tasks: {list(TASK_NAMES)}")
 
 
-__all__ = ["FORMAL_TASKS", "PAD", "RECALL_TASKS", "TASK_NAMES", "Task", "TaskSource",
-           "check_example", "make_task", "pad_example", "scaled_accuracy"]
+__all__ = ["FORMAL_TASKS", "PAD", "RECALL_TASKS", "SPLITS", "TASK_NAMES", "Task", "TaskSource",
+           "check_example", "example_rng", "make_task", "pad_example", "scaled_accuracy",
+           "split_stream"]

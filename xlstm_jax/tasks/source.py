@@ -3,7 +3,8 @@
   src = TaskSource(task, num_examples=100_000, lengths=(3, 40), seq_len=128, seed=0)
   ds = data.make_dataset(src, batch_size=32, seed=0)   # {"inputs", "targets", "mask"}
 
-Example i is generated from its own generator, seeded by (seed, i), so any example can be
+Example i is generated from its own generator (tasks.seeds.example_rng(seed, i); `seed`
+an int or a split's SeedSequence from tasks.seeds.split_stream), so any example can be
 made in any order on any host (what grain's shuffling and per-host reads need) and the
 same config always gives the same data. Its size is drawn uniformly from `lengths`
 (inclusive) and it is right-padded with PAD (mask False) to `seq_len`.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from xlstm_jax.tasks.base import PAD, Task
+from xlstm_jax.tasks.seeds import example_rng
 
 
 def pad_example(ex: dict[str, np.ndarray], seq_len: int) -> dict[str, np.ndarray]:
@@ -34,7 +36,7 @@ class TaskSource:
   """`num_examples` examples of `task` with sizes in `lengths`, padded to `seq_len`."""
 
   def __init__(self, task: Task, num_examples: int, lengths: tuple[int, int], seq_len: int,
-               seed: int = 0, curriculum: float = 0.0):
+               seed: int | np.random.SeedSequence = 0, curriculum: float = 0.0):
     lo, hi = lengths
     if not 1 <= lo <= hi:
       raise ValueError(f"lengths={lengths} must satisfy 1 <= low <= high")
@@ -56,7 +58,7 @@ class TaskSource:
   def __getitem__(self, i: int) -> dict[str, np.ndarray]:
     if not 0 <= i < self.num_examples:
       raise IndexError(f"example {i} outside [0, {self.num_examples})")
-    rng = np.random.default_rng([self.seed, i])
+    rng = example_rng(self.seed, i)
     lo, hi = self.lengths
     if self.curriculum > 0:
       hi = lo + round((hi - lo) * min(1.0, i / (self.curriculum * self.num_examples)))

@@ -48,14 +48,15 @@ def vocab_size(config, tokenizer) -> int:
 
 
 def _task_sources(config, task) -> tuple:
-  from xlstm_jax.tasks import TaskSource  # noqa: PLC0415
+  from xlstm_jax.tasks import TaskSource, split_stream  # noqa: PLC0415
   d = config.data
   accum = config.optimizer.get("grad_accum_steps", 1)
   train = TaskSource(task, config.num_steps * config.batch_size * accum,
-                     tuple(d.train_lengths), config.seq_len, seed=config.seed,
+                     tuple(d.train_lengths), config.seq_len,
+                     seed=split_stream(config.seed, "train"),
                      curriculum=d.get("curriculum", 0.0))
   val = TaskSource(task, max(config.eval_batches, 1) * config.batch_size, tuple(d.val_lengths),
-                   config.seq_len, seed=config.seed + 1)  # other seeds: unseen examples
+                   config.seq_len, seed=split_stream(config.seed, "validation"))
   return train, val
 
 

@@ -6,6 +6,12 @@ with an error; checkpoints are only written after the step's loss was checked, s
 last checkpoint is always a good one. A step is one optimizer update: with
 optimizer.grad_accum_steps = k it reads k batches of batch_size (logged loss and accuracy
 are their mean), so num_steps, the schedule and the checkpoint steps all count updates.
+
+Two optional config fields end a run before num_steps, each after writing a checkpoint:
+`stop_at_step` (> 0: pause there; the schedule still spans num_steps, so raising or
+clearing it resumes the same run) and `early_stop_accuracy` with `early_stop_evals`
+(stop once that many consecutive validations reached eval_accuracy >= the threshold;
+the count restarts when a run resumes).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from xlstm_jax.counting import peak_flops, train_flops_per_token
 from xlstm_jax.training.checkpoint import Checkpointer
 from xlstm_jax.training.data import datasets, global_batch, vocab_size
 from xlstm_jax.training.evaluate import evaluate, make_eval_loss
+from xlstm_jax.training.init_from import load_params, resolve_config
 from xlstm_jax.training.metrics import MetricsWriter, Progress
 from xlstm_jax.training.optimizer import OptimizerConfig, lr_schedule, make_optimizer
 from xlstm_jax.training.step import abstract_train_state, init_train_state, make_train_step
@@ -62,6 +69,7 @@ def train(config, workdir) -> dict:
   """Runs (or resumes) the run in `workdir`; returns the last logged metrics."""
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
+  config = resolve_config(config)  # --config.init_from: the checkpoint's model (else as is)
   model_cfg = ModelConfig.from_dict(config.model)
   tokenizer = load_tokenizer(config.data.tokenizer)
   mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
@@ -76,6 +84,7 @@ def train(config, workdir) -> dict:
   restored = ckpt.restore_latest(abstract)
   if restored is None:
     state, _ = init_train_state(model, tx, jax.random.key(config.seed), mesh, config.seq_len)
+    state = load_params(config, state)  # --config.init_from's weights (no-op without it)
   else:
     _, state, data_state = restored
     batches.set_state(data_state)
@@ -87,9 +96,11 @@ def train(config, workdir) -> dict:
   eval_loss = make_eval_loss(model)
   meter = _Throughput(step, config, model_cfg)
   log = lambda pending: _log(pending, writer, progress, lr_schedule(opt_cfg), meter, config)  # noqa: E731
-  pending, last = None, {}
+  pending, last, saved_at = None, {}, step
+  stop_at = config.get("stop_at_step", 0) or config.num_steps
+  stopper = _EarlyStop(config.get("early_stop_accuracy", 0.0), config.get("early_stop_evals", 0))
   try:
-    while step < config.num_steps:
+    while step < min(stop_at, config.num_steps):
       micro = []
       for _ in range(accum):
         state, metrics = train_step(state, global_batch(next(batches), mesh))
@@ -99,13 +110,24 @@ def train(config, workdir) -> dict:
       if pending is not None:  # the previous step's metrics, read while this one runs
         last = log(pending)
       pending = (step, metrics)
-      if step % config.checkpoint_every == 0 or step == config.num_steps:
+      if step % config.checkpoint_every == 0 or step in (config.num_steps, stop_at):
         last, pending = log(pending), None
         ckpt.save(step, state, batches.get_state())
+        saved_at = step
       if val_ds is not None and step % config.eval_every == 0:
         result = evaluate(eval_loss, state.params, val_ds, mesh, config.eval_batches)
         writer.write(step, result)
         last.update(result)
+        if stopper.done(result["eval_accuracy"]):
+          if pending is not None:
+            last.update(log(pending))
+            pending = None
+          if saved_at != step:
+            ckpt.save(step, state, batches.get_state())
+          writer.write(step, {"early_stop": 1.0})
+          logging.info("early stop at step %d: %d validations at accuracy >= %s", step,
+                       stopper.evals, stopper.threshold)
+          break
     if pending is not None:
       last = log(pending)
   finally:
@@ -113,6 +135,23 @@ def train(config, workdir) -> dict:
     ckpt.close()
     writer.close()
   return last
+
+
+class _EarlyStop:
+  """Counts consecutive validations with accuracy >= threshold; done() once `evals` did
+  (evals == 0: never)."""
+
+  def __init__(self, threshold: float, evals: int):
+    if evals < 0 or not 0.0 <= threshold <= 1.0:
+      raise ValueError(f"early_stop_evals={evals} must be >= 0 and early_stop_accuracy="
+                       f"{threshold} in [0, 1]")
+    self.threshold, self.evals, self.count = threshold, evals, 0
+
+  def done(self, accuracy: float) -> bool:
+    if self.evals == 0:
+      return False
+    self.count = self.count + 1 if accuracy >= self.threshold else 0
+    return self.count >= self.evals
 
 
 class _Throughput:

@@ -1,0 +1,11 @@
+"""`python -m xlstm_jax.generate --model=DIR --prompt=...`: generation from the command line.
+
+The command is xlstm_jax/generation_cli.py (`--help` explains it). Run it with `python -m`;
+do not import this module: importing `xlstm_jax.generate` as a module would replace the
+function `xlstm_jax.generate` on the package.
+"""
+
+from xlstm_jax.generation_cli import main
+
+if __name__ == "__main__":
+  main()
