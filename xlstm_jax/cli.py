@@ -114,8 +114,8 @@ def parse_flags(argv: list[str], usage: str, fv: flags.FlagValues,
   config field) prints one line naming it and exits 2. With with_config, `fv` has a
   config file flag "config" defined with no default (config_flags would load a default at
   definition, with sys.argv's overrides); DEFAULT_CONFIG is used when --config is not
-  given. What `fv` does not know goes to
-  absl's global flags (logging: --verbosity, --logtostderr, ...)."""
+  given. What `fv` does not know goes to absl's global flags (logging: --verbosity,
+  --logtostderr, ...)."""
   if any(a in ("--help", "-h", "--helpfull", "-help") for a in argv[1:]):
     config_arg = DEFAULT_CONFIG
     for arg in argv[1:]:
