@@ -19,9 +19,23 @@ import jax
 import jax.numpy as jnp
 
 from xlstm_jax import presets
-from xlstm_jax.generation import decode
 from xlstm_jax.nn import LanguageModel, init_params
 from xlstm_jax.counting import count_params
+
+
+def decode(model, params, token, state, num_tokens: int):
+  """Greedy: feeds `token` [B] and then each next token back, `num_tokens` times, in one
+  lax.scan from a prefilled `state` (the loop whose per-token time and memory are timed).
+  Returns (tokens [B, num_tokens], the final state)."""
+  def step(carry, _):
+    token, state = carry
+    logits, state = model.apply({"params": params}, token[:, None], state=state,
+                                return_state=True)
+    nxt = jnp.argmax(logits[:, 0], axis=-1).astype(jnp.int32)
+    return (nxt, state), nxt
+
+  (_, state), tokens = jax.lax.scan(step, (token, state), None, length=num_tokens)
+  return tokens.T, state
 
 
 def configs(args):
@@ -50,11 +64,11 @@ def prepare(model, params, context, args):
   prompt = jax.random.randint(jax.random.key(1), (args.batch, context), 0, model.cfg.vocab_size)
   chunk = context if model.cfg.arch != "llama" else min(context, args.llama_prefill_chunk)
   token, state = prefill(model, params, prompt, context + args.new_tokens + 1, chunk)
-  run = jax.jit(lambda p, t, s, k: decode(model, p, t, s, k, args.new_tokens)[0])
-  compiled = run.lower(params, token, state, jax.random.key(0)).compile()
+  run = jax.jit(lambda p, t, s: decode(model, p, t, s, args.new_tokens)[0])
+  compiled = run.lower(params, token, state).compile()
   mem = compiled.memory_analysis()
   footprint = (mem.argument_size_in_bytes + mem.temp_size_in_bytes) if mem else float("nan")
-  call = lambda: compiled(params, token, state, jax.random.key(0)).block_until_ready()
+  call = lambda: compiled(params, token, state).block_until_ready()
   call()  # warm-up
   return call, dict(state_mib=sum(x.nbytes for x in jax.tree.leaves(state)) / 2**20,
                     footprint_mib=footprint / 2**20)

@@ -10,7 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf .whl && mkdir -p .whl
-PACKAGES=(grain array-record ml_collections tensorboardX cloudpickle portpicker)
+# The ranges of requirements.txt, so the GPU runs the versions CI tests.
+PACKAGES=("grain>=0.2.18,<0.3" array-record "ml_collections>=1.1,<2" "tensorboardX>=2.6,<3"
+          cloudpickle portpicker)
 python -m pip download --quiet --no-deps --only-binary=:all: --dest .whl \
   --python-version 3.12 --implementation cp --abi cp312 \
   --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \

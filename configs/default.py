@@ -14,6 +14,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.model = presets.model_config_dict(preset or "xlstm_tiny")  # every ModelConfig field
   c.model.vocab_size = 257           # byte tokenizer: 256 bytes + EOS
+  c.model.vocab_pad_multiple = 64    # embedding/logits padded to 320 rows so a tensor (or
+                                     # fsdp) mesh axis divides them; padded logits are masked
   c.num_steps = 300                  # optimizer steps (the schedule spans exactly these)
   c.batch_size = 16                  # global batch (sequences) per micro-batch, split over
                                      # processes; x optimizer.grad_accum_steps per step

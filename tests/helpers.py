@@ -1,5 +1,7 @@
 """Shared input builders and comparison helpers for the cell tests."""
 
+import contextlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -62,3 +64,23 @@ def loss_weights(seed, B, H, T, Dk, Dv, dtype=jnp.float32):
   rng = np.random.default_rng(seed + 7)
   shapes = ((B, H, T, Dv), (B, H, Dk, Dv), (B, H, Dk), (B, H))
   return tuple(jnp.asarray(rng.normal(size=s), dtype) for s in shapes)
+
+
+_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+@contextlib.contextmanager
+def count_compiles():
+  """Yields a list that collects one entry per XLA compilation inside the block (public
+  `jax.monitoring` events): a second call with the same shapes must add none."""
+  compiles = []
+
+  def listener(event, duration_secs, **kwargs):
+    if event == _COMPILE_EVENT:
+      compiles.append(duration_secs)
+
+  jax.monitoring.register_event_duration_secs_listener(listener)
+  try:
+    yield compiles
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listener)

@@ -29,6 +29,7 @@ def test_dry_run_runs_every_part(dry_run):
   assert [p["name"] for p in report["parts"]] == names
   failed = {p["name"]: p["output_tail"][-15:] for p in report["parts"] if p["status"] != "ok"}
   assert not failed and rc == 0, failed
+  assert all(p["cpu_s"] > 0 for p in report["parts"])
   assert report["dry_run"] and report["total_s"] > 0
   md = (out / "gpu_report.md").read_text()
   for name in names:
@@ -42,8 +43,9 @@ def test_dry_run_parts_print_their_figures(dry_run):
   env = json.loads((out / "parts" / "env.json").read_text())
   assert env["jax_backend"] == "cpu" and "jax" in env["packages"] and not env["missing"]
   assert "passed" in tail["pallas_tests"]
+  assert "pallas 16:16:16:4:2" in tail["mlstm_tfla"] and "pallas 16:16:16:8:3" in tail["mlstm_tfla"]
   assert "best pallas config (fwd+bwd): 16:16:16:4:2" in tail["mlstm_tfla"] or \
-      "best pallas config (fwd+bwd): 32:16:16:4:2" in tail["mlstm_tfla"]
+      "best pallas config (fwd+bwd): 16:16:16:8:3" in tail["mlstm_tfla"]
   assert "INTERPRET MODE" in tail["mlstm_7b"]
   assert "xlstm10_tiny" in tail["train"] and "llama_tiny" in tail["train"]
   assert "ms/token" in tail["decode"]
@@ -86,3 +88,15 @@ def test_compiled_switch_runs_on_the_accelerator_at_full_precision():
       check=True).stdout.split()
   assert run("1") == ["None", "highest"]
   assert run("0") == ["cpu", "None"]
+
+
+def test_mlstm_benchmark_reports_a_failing_config_and_goes_on():
+  """A configuration the kernels refuse (chunk 24: Triton needs powers of two) is printed
+  as a FAILED row, not a crash that would lose the suite part's other rows."""
+  out = subprocess.run(
+      [sys.executable, str(ROOT / "benchmarks" / "mlstm_kernels_gpu.py"), *gpu_suite.TINY_MLSTM,
+       "--configs", "24:16:16:4:2"], cwd=ROOT, capture_output=True, text=True, check=True,
+      env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'benchmarks'}", "JAX_PLATFORMS": "cpu"})
+  row = [line for line in out.stdout.splitlines() if "pallas 24:16:16:4:2" in line]
+  assert len(row) == 1 and "| FAILED ValueError: chunk=24" in row[0], out.stdout
+  assert "best pallas config (fwd+bwd): none ran" in out.stdout

@@ -16,6 +16,7 @@ from configs.formal import get_config as formal_config
 from configs.default import get_config as default_config
 from xlstm_jax import convert, sharding
 from xlstm_jax.training.data import datasets, global_batch
+from xlstm_jax.training.config import run_config
 from xlstm_jax.training.init_from import parse_init_from, resolve_config
 from xlstm_jax.training.pretrained import load_pretrained
 from xlstm_jax.training.step import cross_entropy
@@ -40,8 +41,9 @@ def first_batch_loss(model, params, num_steps):
   length curriculum makes the batch depend on num_steps)."""
   config = formal_config("task=parity")
   config.batch_size, config.num_steps, config.eval_every = 8, num_steps, 0
+  config.optimizer.warmup_steps = 0  # the schedule does not touch the data
   config.init_from = f"hf:{HF_DIR}"
-  config = resolve_config(config)
+  config = run_config(resolve_config(config))
   mesh = sharding.make_mesh(1, 1, 1, devices=jax.devices()[:1])  # train.py's one device
   train_ds, _ = datasets(config, None, mesh)
   batch = global_batch(next(iter(train_ds)), mesh)

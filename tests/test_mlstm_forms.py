@@ -4,11 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import (assert_close, loss_weights, mlstm_inputs, mlstm_outputs_and_grads,
-                     realistic_state)
+from helpers import (assert_close, count_compiles, loss_weights, mlstm_inputs,
+                     mlstm_outputs_and_grads, realistic_state)
 
 from xlstm_jax import ops
-from xlstm_jax.ops.mlstm import _mlstm_jit
 
 # (B, H, T, Dk, Dv, chunk_size): T = 1, T below/above/equal to the chunk, Dk != Dv.
 SHAPES = [
@@ -161,12 +160,15 @@ def test_no_initial_state_is_zero_state():
 def test_jit_matches_eager_and_compiles_once(backend):
   q, k, v, i, f = mlstm_inputs(8, 1, 2, 21, 8, 8)
   fn = lambda *a: ops.mlstm(*a, backend=backend, chunk_size=8)  # noqa: E731
-  eager = fn(q, k, v, i, f)
+  with count_compiles() as first:
+    eager = fn(q, k, v, i, f)
+  assert first, "the first call compiles (else the counter sees nothing)"
   jitted = jax.jit(fn)
   np.testing.assert_allclose(jitted(q, k, v, i, f), eager, rtol=1e-6, atol=1e-6)
-  size = _mlstm_jit._cache_size()
-  fn(q + 1.0, k, v, i, f)  # same shapes, new values: no new compilation
-  assert _mlstm_jit._cache_size() == size
+  q2 = q + 1.0
+  with count_compiles() as again:
+    fn(q2, k, v, i, f)  # same shapes, new values: no new compilation
+  assert not again
   assert jitted._cache_size() == 1
   jitted(q * 2.0, k, v, i, f)
   assert jitted._cache_size() == 1

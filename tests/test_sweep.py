@@ -52,7 +52,8 @@ def test_runs_skips_finished_and_resumes_interrupted(tmp_path, capsys):
   xl, ll = rows
   assert xl["model"]["arch"] == "xlstm" and ll["model"]["arch"] == "llama"
   assert xl["tokens"] == 4 * 8 * 32 and xl["overrides"]["model.embedding_dim"] == 32
-  cfg = presets.model_config("xlstm_tiny", vocab_size=257, embedding_dim=32, num_blocks=2)
+  cfg = presets.model_config("xlstm_tiny", vocab_size=257, vocab_pad_multiple=64,
+                             embedding_dim=32, num_blocks=2)  # configs/default.py's model
   assert xl["params"] == count_params(cfg)
   assert xl["flops_6n"] == train_flops_per_token(cfg, 32) * xl["tokens"]
   assert xl["flops"] > 0 and xl["loss"] > 0 and xl["step"] == 4

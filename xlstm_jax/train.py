@@ -20,6 +20,7 @@ from xlstm_jax.training import distributed
 from xlstm_jax.training.checkpoint import quiet_orbax_logs
 from xlstm_jax.training.init_from import resolve_config
 from xlstm_jax.training.loop import train
+from xlstm_jax.training.workdir_lock import WorkdirLocked
 
 FLAGS = flags.FlagValues()   # its own: xlstm_jax.train and .eval share flag names
 config_flags.DEFINE_config_file("config", None, "run config: file[:preset] (default: the "
@@ -47,7 +48,10 @@ def main(argv):
   quiet_orbax_logs(absl_logging.get_absl_handler())
   distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   overrides = config_flags.get_override_values(FLAGS["config"])  # init_from checks them
-  cli.run_or_exit(lambda: train(resolve_config(FLAGS.config, overrides), FLAGS.workdir))
+  try:
+    cli.run_or_exit(lambda: train(resolve_config(FLAGS.config, overrides), FLAGS.workdir))
+  except WorkdirLocked as err:  # another run writes there: one line, not a traceback
+    raise SystemExit(f"error: {err}") from None
 
 
 def run():

@@ -59,31 +59,60 @@ class BlockSizes:
   def state_scan(self) -> str:
     return "loop" if self.target == "gpu" else "grid"
 
-  def tiles(self, Dk: int, Dv: int) -> tuple[int, int]:
-    """(block_dk, block_dv) for these head dims, after checking them: ValueError names
-    the shape and the constraint it breaks."""
-    bk, bv = min(self.block_dk, Dk), min(self.block_dv, Dv)
+  def check_chunk(self) -> None:
+    """ValueError when the chunk length does not suit the target's kernels."""
     L = self.chunk
+    if self.target == "gpu" and (L < 16 or L & (L - 1)):
+      raise ValueError(f"chunk={L}: the Triton (GPU) kernels need a power of two >= 16")
+    if self.target == "tpu" and L % 8:
+      raise ValueError(f"chunk={L}: the TPU kernels need a multiple of 8 (the chunk is "
+                       f"the sublane axis of the [L, D] blocks)")
+
+  def _tile(self, name: str, x: int, block: int) -> int:
+    """The tile of a head dim of size x (before padding), given its block size."""
     if self.target == "gpu":
       # Tiles are Triton tensors: power-of-two sides, and tl.dot wants sides >= 16.
-      if L < 16 or L & (L - 1):
-        raise ValueError(f"chunk={L}: the Triton (GPU) kernels need a power of two >= 16")
-      for name, x, b in (("Dk", Dk, bk), ("Dv", Dv, bv)):
-        if b < 16 or b & (b - 1):
-          raise ValueError(f"{name}={x} with tile {b}: the Triton (GPU) kernels need a "
-                           f"head-dim tile that is a power of two >= 16")
-    else:
-      if L % 8:
-        raise ValueError(f"chunk={L}: the TPU kernels need a multiple of 8 (the chunk is "
-                         f"the sublane axis of the [L, D] blocks)")
-      for name, x, b in (("Dk", Dk, bk), ("Dv", Dv, bv)):
-        if b != x and b % 128:
-          raise ValueError(f"{name}={x} with tile {b}: a TPU tile must be a multiple of "
-                           f"128 or the whole head dim")
+      if block < 16 or block & (block - 1):
+        raise ValueError(f"{name}={x} with tile {block}: the Triton (GPU) kernels need a "
+                         f"head-dim tile that is a power of two >= 16")
+      dividing = [t for t in (block >> s for s in range(block.bit_length()))
+                  if t >= 16 and x % t == 0]
+      # The largest power-of-two tile that divides x; else x is padded up to the smallest
+      # power of two >= x (at most the block) or a multiple of the block.
+      return dividing[0] if dividing else min(block, max(16, 1 << (x - 1).bit_length()))
+    if x <= block:
+      return x  # a TPU block may span the whole dim
+    if block % 128:
+      raise ValueError(f"{name}={x} with tile {block}: a TPU tile must be a multiple of "
+                       f"128 or the whole head dim")
+    return block
+
+  def padded_dims(self, Dk: int, Dv: int) -> tuple[int, int]:
+    """Dk and Dv rounded up to multiples of their tiles: the op zero-pads q, k, v and the
+    state to these (exact: zero columns add nothing to q.k, q.n, C or n)."""
+    self.check_chunk()
+    return tuple(-(-x // self._tile(name, x, b)) * self._tile(name, x, b)
+                 for name, x, b in (("Dk", Dk, self.block_dk), ("Dv", Dv, self.block_dv)))
+
+  def tiles(self, Dk: int, Dv: int) -> tuple[int, int]:
+    """(block_dk, block_dv) for head dims the op has padded (`padded_dims`); ValueError
+    names the shape and the constraint it breaks."""
+    self.check_chunk()
+    bk, bv = self._tile("Dk", Dk, self.block_dk), self._tile("Dv", Dv, self.block_dv)
     for name, x, b in (("Dk", Dk, bk), ("Dv", Dv, bv)):
       if x % b:
-        raise ValueError(f"{name}={x} is not a multiple of its tile {b}")
+        raise ValueError(f"{name}={x} is not a multiple of its tile {b}: pad it to "
+                         f"`padded_dims` first")
     return bk, bv
+
+  def unsupported(self, Dk: int, Dv: int) -> str | None:
+    """Why these blocks cannot run head dims (Dk, Dv), or None when they can (after the
+    op's padding): the kernel registry's `supports` check."""
+    try:
+      self.padded_dims(Dk, Dv)
+    except ValueError as err:
+      return str(err)
+    return None
 
   def compiler_params(self, parallel_axes: int, sequential_axes: int = 0):
     """Compiler params for a grid with these axes (parallel first)."""

@@ -30,7 +30,7 @@ from jax.experimental import pallas as pl
 
 from pallas_kernels import compat
 from pallas_kernels.mlstm_chunkwise.blocks import BlockSizes
-from xlstm_jax.ops import gates
+from xlstm_jax.ops import mlstm_chunk_algebra as algebra
 
 _NT = (((1,), (1,)), ((), ()))  # a @ b.T
 
@@ -48,7 +48,7 @@ def _log_weights(b_hi, b_lo, row_hi, row_lo):
   L = b_hi.shape[0]
   causal = (jax.lax.broadcasted_iota(jnp.int32, (L, L), 0)
             >= jax.lax.broadcasted_iota(jnp.int32, (L, L), 1))
-  return jnp.where(causal, (b_hi + row_hi) + (b_lo + row_lo), gates.LOG_ZERO)
+  return jnp.where(causal, (b_hi + row_hi) + (b_lo + row_lo), algebra.LOG_ZERO)
 
 
 def _tiles(size, tile):
@@ -70,7 +70,7 @@ def _fwd_kernel(q_ref, k_ref, v_ref, b_hi_ref, b_lo_ref, row_hi_ref, row_lo_ref,
   q_n = sum(jnp.sum(q_ref[:, t].astype(acc) * n_ref[:, t], axis=1, keepdims=True) for t in ks)
   s = qk * scale * jnp.exp(log_w - m_tok)                               # [L, L]
   qn = jnp.sum(s, axis=1, keepdims=True) + u * q_n
-  den = gates.mlstm_denominator(qn, m_tok, normalizer, eps)
+  den = algebra.mlstm_denominator(qn, m_tok, normalizer, eps)
   for tv in vs:
     inter = sum(_dot(q_ref[:, t], C_ref[t, tv], acc, mm) for t in ks)  # [L, bv]
     num = _dot(s, v_ref[:, tv], acc, mm) + u * inter

@@ -17,16 +17,17 @@ from __future__ import annotations
 import dataclasses
 import functools
 
+import chex
 import jax
 import jax.numpy as jnp
 
 from pallas_kernels.mlstm_chunkwise.blocks import BlockSizes
 from pallas_kernels.mlstm_chunkwise.chunk_kernels import chunk_grads, chunk_outputs
 from pallas_kernels.mlstm_chunkwise.state_scan import state_scan
-from xlstm_jax.ops import gates
-# The jnp form's gate helpers: the same stabilizers, decays and key weights.
-from xlstm_jax.ops.mlstm_chunkwise import (_chunk_decays, _chunk_stabilizers, _gate_sums,
-                                           mlstm_chunkwise, pad_to_chunks)
+# The chunk algebra the jnp form runs too: the same stabilizers, decays, key weights and
+# cotangent routing. The reference below is the jnp form itself (a pure ops module).
+from xlstm_jax.ops import mlstm_chunk_algebra as algebra
+from xlstm_jax.ops.mlstm_chunkwise import mlstm_chunkwise
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,23 +54,65 @@ def mlstm_chunkwise_pallas(q, k, v, log_i, log_f, state0, *, normalizer: str = "
   blocks = BlockSizes.default() if blocks is None else blocks
   if interpret is None:
     interpret = jax.default_backend() == "cpu"
-  blocks.tiles(q.shape[-1], v.shape[-1])  # shape errors before tracing anything
+  _check_inputs(q, k, v, log_i, log_f, tuple(state0))
+  blocks.padded_dims(q.shape[-1], v.shape[-1])  # shape errors before tracing anything
   cfg = _Config(normalizer, stabilize, float(eps), q.shape[-1] ** -0.5, blocks, interpret)
   return _mlstm_pallas(q, k, v, log_i, log_f, tuple(state0), cfg=cfg)
+
+
+def _check_inputs(q, k, v, log_i, log_f, state0):
+  """chex shape/dtype checks; ValueError names the argument (chex's detail chained)."""
+  B, H, T, Dk = q.shape if q.ndim == 4 else (None,) * 4
+  Dv = v.shape[-1]
+  checks = [
+      (chex.assert_rank, (q, 4), f"q.shape={q.shape} must be [B, H, T, Dk]"),
+      (chex.assert_equal_shape, ([q, k],), f"k.shape={k.shape} must equal q.shape={q.shape}"),
+      (chex.assert_shape, (v, (B, H, T, None)), f"v.shape={v.shape} must be [B, H, T, Dv] "
+       f"with [B, H, T]={(B, H, T)}"),
+      (chex.assert_shape, ([log_i, log_f], (B, H, T)),
+       f"log_i.shape={log_i.shape}, log_f.shape={log_f.shape} must be [B, H, T]={(B, H, T)}"),
+      (chex.assert_trees_all_equal_dtypes, (q, k, v),
+       f"q, k, v dtypes ({q.dtype}, {k.dtype}, {v.dtype}) must match"),
+      (chex.assert_type, ([log_i, log_f], float),
+       f"log gate dtypes ({log_i.dtype}, {log_f.dtype}) must be floating"),
+      (chex.assert_equal, (len(state0), 3), f"state0 has {len(state0)} parts, expected (C, n, m)"),
+  ]
+  for assertion, args, message in checks:
+    try:
+      assertion(*args)
+    except AssertionError as err:
+      raise ValueError(message) from err
+  for name, x, shape in zip("Cnm", state0, ((B, H, Dk, Dv), (B, H, Dk), (B, H))):
+    try:
+      chex.assert_shape(x, shape)
+    except AssertionError as err:
+      raise ValueError(f"state0.{name}.shape={x.shape}, expected {shape}") from err
+
+
+def _pad_last(x, size):
+  """Zero-pads the last axis of x to `size`."""
+  return jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, size - x.shape[-1])])
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
 def _mlstm_pallas(q, k, v, log_i, log_f, state0, *, cfg):
   B, H, T, Dk = q.shape
   Dv, L = v.shape[-1], cfg.blocks.chunk
-  q, k, v, log_i, log_f = pad_to_chunks(q, k, v, log_i, log_f, L)
+  # Head dims up to whole tiles: zero columns of q, k, v, C and n add nothing to q.k, q.n,
+  # C or n, so the sliced-back outputs and gradients are exact (cfg.scale is Dk's).
+  Dk_p, Dv_p = cfg.blocks.padded_dims(Dk, Dv)
+  C0, n0, m0 = state0
+  q, k, v = _pad_last(q, Dk_p), _pad_last(k, Dk_p), _pad_last(v, Dv_p)
+  C0 = jnp.pad(C0, ((0, 0), (0, 0), (0, Dk_p - Dk), (0, Dv_p - Dv)))
+  n0 = _pad_last(n0, Dk_p)
+  q, k, v, log_i, log_f = algebra.pad_to_chunks(q, k, v, log_i, log_f, L)
   K = q.shape[2] // L
   flat = lambda x: x.reshape(B * H, *x.shape[2:])  # noqa: E731
-  C0, n0, m0 = state0
   h, (C, n, m) = _core(flat(q), flat(k), flat(v), log_i.reshape(B * H, K, L),
                        log_f.reshape(B * H, K, L), flat(C0), flat(n0), flat(m0), cfg)
-  state = (C.reshape(B, H, Dk, Dv), n.reshape(B, H, Dk), m.reshape(B, H))
-  return h.reshape(B, H, K * L, Dv)[:, :, :T], state
+  state = (C.reshape(B, H, Dk_p, Dv_p)[..., :Dk, :Dv], n.reshape(B, H, Dk_p)[..., :Dk],
+           m.reshape(B, H))
+  return h.reshape(B, H, K * L, Dv_p)[:, :, :T, :Dv], state
 
 
 def _col(x):
@@ -123,9 +166,9 @@ def _token_log_weights(log_i, log_f, m_prev):
 def _forward(q, k, v, log_i, log_f, C0, n0, m0, cfg):
   """q, k, v [BH, T, D]; log gates [BH, K, L]; state [BH, ...]."""
   L = cfg.blocks.chunk
-  _, g, a = _gate_sums(log_i, log_f)
-  m_prev, m_last = _chunk_stabilizers(g, a, m0, cfg.stabilize)
-  decay, w = _chunk_decays(g, a, m_prev, m_last)
+  _, g, a = algebra.gate_sums(log_i, log_f)
+  m_prev, m_last = algebra.chunk_stabilizers(g, a, m0, cfg.stabilize)
+  decay, w = algebra.chunk_decays(g, a, m_prev, m_last)
   ones = jnp.ones_like(_col(w))
   C_in, n_in, C_last, n_last = state_scan(
       _col(_per_token(decay, L)), k, _col(w), v, ones, ones, C0, n0[:, None, :],
@@ -158,16 +201,16 @@ def _core_bwd(cfg, res, cotangents):
   C_in, n_in, m_prev, C_last, n_last, m_last, h, qn, den, m_tok = saved
   dh, (dC_last, dn_last, dm_last) = cotangents
   L, stabilize = cfg.blocks.chunk, cfg.stabilize
-  _, g, a = _gate_sums(log_i, log_f)
-  decay, w = _chunk_decays(g, a, m_prev, m_last)
+  _, g, a = algebra.gate_sums(log_i, log_f)
+  decay, w = algebra.chunk_decays(g, a, m_prev, m_last)
   intra, log_u = _token_log_weights(log_i, log_f, m_prev)  # as the forward's, bit for bit
   u = jnp.exp(log_u - m_tok)
 
   # Through h = num / den, per token (h as returned, in the activation dtype).
   dh_dot_h = (dh.astype(den.dtype) * h.astype(den.dtype)).sum(-1).reshape(den.shape)
-  dqn = -dh_dot_h / den * gates.mlstm_denominator_grad(qn, m_tok, cfg.normalizer)
-  dm_tok = (-dh_dot_h * cfg.eps / den if stabilize and cfg.normalizer != "none"
-            else jnp.zeros_like(den))
+  dqn, dm_tok = algebra.denominator_cotangents(dh_dot_h, qn, den, m_tok,
+                                               normalizer=cfg.normalizer, stabilize=stabilize,
+                                               eps=cfg.eps)
 
   # Cotangents of the chunk end states, one reverse scan (values dh / den).
   dC_end, dn_end, dC0, dn0 = state_scan(
@@ -178,13 +221,9 @@ def _core_bwd(cfg, res, cotangents):
   # Stabilizer cotangents: through the argmax of every max (as the jnp form).
   inter_wins = log_u >= m_tok
   carry_wins = g + m_prev >= a.max(-1)
-  dm_end = (dm_last - (dC_last * C_last).sum((-2, -1)) - (dn_last * n_last).sum(-1)
-            if stabilize else jnp.zeros_like(dm_last))
-  dm_from_tok = jnp.where(inter_wins, dm_tok, 0.0).sum(-1)
-  step = lambda dm, xs: (jnp.where(xs[0], dm, 0.0) + xs[1], dm)  # noqa: E731
-  dm0_routed, dm_end_k = jax.lax.scan(step, dm_end, (carry_wins.T, dm_from_tok.T),
-                                      reverse=True)
-  dm_end_k = dm_end_k.T                                             # [BH, K]
+  dm0_routed, dm_end_k = algebra.stabilizer_cotangents(
+      dm_tok, inter_wins, carry_wins, (C_last, n_last, m_last), (dC_last, dn_last, dm_last),
+      stabilize=stabilize)                                          # [BH], [BH, K]
 
   dq, dk, dv, rowsum, colsum, d_log_u, d_log_w_state, to_j, d_decay = chunk_grads(
       q, k, v, dh, *intra, _col(log_u), _col(m_tok), _col(1.0 / den),
@@ -195,19 +234,15 @@ def _core_bwd(cfg, res, cotangents):
       x.reshape(log_u.shape) for x in (rowsum, colsum, d_log_u, d_log_w_state, to_j))
   d_log_decay = decay * d_decay.reshape(decay.shape)
 
-  # Log gates: log W_tj = b_t - b_j + log i_j, log u_t = b_t + m, a_t = g - b_t + log i_t,
-  # log G = g + m - m'; then d log f_s = sum_{t>=s} db_t + dg. (The kernels hold b as a
-  # pair b_hi + b_lo: that changes the rounding of log W, not its derivatives.)
-  d_log_i = colsum + d_log_w_state
-  db = rowsum - colsum + d_log_u - d_log_w_state
-  dg = d_log_w_state.sum(-1) + d_log_decay
+  # Log gates, then the stabilizers' cotangents to the argmax of each max (the kernel
+  # routed the intra branch, to_j). The kernels hold b as a pair b_hi + b_lo: that
+  # changes the rounding of log W, not its derivatives.
+  d_log_i, db, dg = algebra.log_gate_cotangents(rowsum, colsum, d_log_u, d_log_w_state,
+                                                d_log_decay)
   if stabilize:
-    to_t = (jnp.where(carry_wins, 0.0, dm_end_k)[..., None]
-            * jax.nn.one_hot(jnp.argmax(a, -1), L, dtype=db.dtype))
-    d_log_i = d_log_i + to_j + to_t
-    db = db + dm_tok - to_j - to_t
-    dg = dg + dm_end_k
-  d_log_f = jnp.cumsum(db[..., ::-1], axis=-1)[..., ::-1] + dg[..., None]
+    d_log_i, db, dg = algebra.route_stabilizers(d_log_i, db, dg, dm_tok, to_j, dm_end_k,
+                                                carry_wins, a)
+  d_log_f = algebra.forget_gate_cotangent(db, dg)
   # m0 also enters the first chunk's weights (u, G) as a value, not only as a stabilizer.
   dm0 = dm0_routed + d_log_u[:, 0].sum(-1) + d_log_decay[:, 0]
   return dq, dk, dv, d_log_i, d_log_f, dC0, dn0[:, 0], dm0

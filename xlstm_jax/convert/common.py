@@ -1,4 +1,9 @@
-"""Helpers shared by the converters: flat parameter paths, shape checks, scan layout."""
+"""Helpers shared by the converters: flat parameter paths, shape checks, scan layout.
+
+Flat parameters hold the true vocabulary (the references' layout): `build_params` pads the
+embedding rows and LM head columns to a padded model vocabulary (cfg.vocab_pad_multiple)
+with zeros, and `flatten_params` strips them again, so exports never carry padded rows.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ def build_params(model: LanguageModel, flat: dict[str, np.ndarray], source: str)
   Returns the tree in the model's layout (stacked "blocks" if cfg.scan_blocks).
   """
   expected = abstract_params(model)
+  flat = _pad_vocab(flat, model.cfg.vocab_size, model.cfg.padded_vocab_size)
   missing = sorted(set(expected) - set(flat))
   extra = sorted(set(flat) - set(expected))
   if missing or extra:
@@ -52,6 +58,24 @@ def flatten_params(model: LanguageModel, params) -> dict[str, np.ndarray]:
   flat = {}
   for path, leaf in jax.tree_util.tree_leaves_with_path(params):
     flat["/".join(p.key for p in path)] = np.asarray(leaf, np.float32)
+  V = model.cfg.vocab_size
+  if model.cfg.padded_vocab_size > V:  # padded ids are no tokens: the true vocabulary only
+    flat["embedding"] = flat["embedding"][:V]
+    if "lm_head/kernel" in flat:
+      flat["lm_head/kernel"] = flat["lm_head/kernel"][:, :V]
+  return flat
+
+
+def _pad_vocab(flat: dict, vocab: int, padded: int) -> dict:
+  """Zero rows of the embedding [V, E] and zero columns of the LM head [E, V] up to
+  `padded`; arrays of another shape are left to build_params' shape check."""
+  if padded == vocab:
+    return flat
+  flat = dict(flat)
+  if "embedding" in flat and flat["embedding"].shape[0] == vocab:
+    flat["embedding"] = np.pad(flat["embedding"], ((0, padded - vocab), (0, 0)))
+  if "lm_head/kernel" in flat and flat["lm_head/kernel"].shape[1] == vocab:
+    flat["lm_head/kernel"] = np.pad(flat["lm_head/kernel"], ((0, 0), (0, padded - vocab)))
   return flat
 
 

@@ -46,7 +46,7 @@ def peak_flops(device, dtype: str = "bfloat16") -> float | None:
 
 def matmul_params(cfg: ModelConfig) -> int:
   """Parameters that do a multiply-add per token: all but an untied embedding table."""
-  embedding = 0 if cfg.tie_embeddings else cfg.vocab_size * cfg.embedding_dim
+  embedding = 0 if cfg.tie_embeddings else cfg.padded_vocab_size * cfg.embedding_dim
   return count_params(cfg) - embedding
 
 

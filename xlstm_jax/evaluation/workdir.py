@@ -5,13 +5,13 @@ validation loss (make_eval_loss, evaluate) is training's own: xlstm_jax.training
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 import sys
 from collections.abc import Sequence
 
 import jax
-import ml_collections
 import numpy as np
 
 from xlstm_jax import sharding
@@ -20,6 +20,7 @@ from xlstm_jax.evaluation import (DEFAULT_PROMPTS, check_factors, document_strea
                                   extrapolation_curve, length_accuracy, packed_stream,
                                   text_samples)
 from xlstm_jax.tasks.seeds import split_stream
+from xlstm_jax.training.config import run_config
 from xlstm_jax.training.data import datasets, split_seed, task_of
 from xlstm_jax.training.evaluate import evaluate, make_eval_loss
 from xlstm_jax.training.restore import restore_model
@@ -51,10 +52,11 @@ def evaluate_workdir(workdir, corpus: str | None = None, max_batches: int | None
   config_path = workdir / "config.json"
   if not config_path.is_file():
     raise ValueError(f"{workdir} has no config.json; is it the workdir of a train.py run?")
-  config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
+  config = run_config(json.loads(config_path.read_text()))
   if corpus is not None:
-    config.data.corpus = corpus
-  config.eval_every = max(config.eval_every, 1)  # datasets() builds the val split only then
+    config = config.replace(data=dataclasses.replace(config.data, corpus=corpus))
+  # datasets() builds the val split only with eval_every > 0
+  config = config.replace(eval_every=max(config.eval_every, 1))
   mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
   task = task_of(config)
   if task is not None and (extrapolate or samples):
@@ -75,7 +77,7 @@ def evaluate_workdir(workdir, corpus: str | None = None, max_batches: int | None
     result = {"step": step, "task": config.data.task,
               **_task_eval(model, params, task, config)}
   else:
-    result = evaluate(make_eval_loss(model), params, val_ds, mesh, max_batches)
+    result = evaluate(make_eval_loss(model, mesh), params, val_ds, mesh, max_batches)
     result = {"step": step, **result, "corpus": config.data.corpus}
     if extrapolate:
       needed = (None if extrapolate_sequences is None

@@ -6,10 +6,10 @@
 """
 
 from xlstm_jax.nn.config import ModelConfig, slstm_positions
-from xlstm_jax.nn.lm import BlockStack, LanguageModel, build_model, init_params
+from xlstm_jax.nn.lm import BlockStack, LanguageModel, init_params
 from xlstm_jax.nn.mlstm_block import LargeBlock, MLSTMBlock
 from xlstm_jax.nn.slstm_block import SLSTMBlock
 from xlstm_jax.nn.transformer import LlamaBlock
 
 __all__ = ["BlockStack", "LanguageModel", "LargeBlock", "LlamaBlock", "MLSTMBlock",
-           "ModelConfig", "SLSTMBlock", "build_model", "init_params", "slstm_positions"]
+           "ModelConfig", "SLSTMBlock", "init_params", "slstm_positions"]

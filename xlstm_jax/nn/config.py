@@ -19,6 +19,7 @@ from xlstm_jax.ops.gates import GateOptions
 
 ARCHS = ("xlstm", "large", "llama")
 MLSTM_BACKENDS = ("auto", "recurrent", "parallel", "chunkwise", "pallas")
+SLSTM_BACKENDS = ("auto", "recurrent", "pallas")
 SLSTM_CELLS = ("slstm", "lstm")
 FFN_ACTS = ("gelu", "silu", "relu")
 GATE_MODES = ("learned", "bias", "fixed")
@@ -31,6 +32,8 @@ class ModelConfig:
 
   arch: str = "xlstm"                # xlstm | large | llama
   vocab_size: int = 256              # tokens
+  vocab_pad_multiple: int = 1        # embedding rows / logits padded to a multiple of this
+                                     # (so a mesh axis divides them); padded logits are masked
   embedding_dim: int = 128           # residual stream width E
   num_blocks: int = 2                # residual blocks
   num_heads: int = 4                 # mLSTM heads (xlstm, large) or attention heads (llama)
@@ -72,10 +75,19 @@ class ModelConfig:
   # execution
   backend: str = "auto"              # mLSTM form: auto | recurrent | parallel | chunkwise | pallas
   chunk_size: int | None = None      # chunk length of chunkwise/pallas; None: the form's default
+  slstm_backend: str | None = None   # sLSTM form: auto | recurrent | pallas; None follows
+                                     # `backend` (pallas -> pallas, auto -> auto, else recurrent)
   scan_blocks: bool = False          # nn.scan over identical blocks (faster compiles)
   remat: bool = False                # rematerialise each block in the backward pass
   dtype: str = "float32"             # activation dtype
   param_dtype: str = "float32"       # parameter dtype
+
+  @property
+  def slstm_form(self) -> str:
+    """The sLSTM backend the blocks run: `slstm_backend`, or the one `backend` implies."""
+    if self.slstm_backend is not None:
+      return self.slstm_backend
+    return self.backend if self.backend in SLSTM_BACKENDS else "recurrent"
 
   def __post_init__(self):
     def check(ok, msg):
@@ -83,8 +95,8 @@ class ModelConfig:
         raise ValueError(msg)
     object.__setattr__(self, "slstm_at", tuple(int(i) for i in self.slstm_at))
     check(self.arch in ARCHS, f"arch={self.arch!r} is not one of {ARCHS}")
-    for name in ("vocab_size", "embedding_dim", "num_blocks", "num_heads", "slstm_num_heads",
-                 "qkv_proj_blocksize", "ffn_round_to"):
+    for name in ("vocab_size", "vocab_pad_multiple", "embedding_dim", "num_blocks", "num_heads",
+                 "slstm_num_heads", "qkv_proj_blocksize", "ffn_round_to"):
       value = getattr(self, name)
       check(isinstance(value, int) and value > 0, f"{name}={value!r} must be a positive int")
     for i in self.slstm_at:
@@ -98,6 +110,8 @@ class ModelConfig:
     check(self.ffn_act in FFN_ACTS, f"ffn_act={self.ffn_act!r} is not one of {FFN_ACTS}")
     check(self.backend in MLSTM_BACKENDS,
           f"backend={self.backend!r} is not one of {MLSTM_BACKENDS}")
+    check(self.slstm_backend is None or self.slstm_backend in SLSTM_BACKENDS,
+          f"slstm_backend={self.slstm_backend!r} is not None or one of {SLSTM_BACKENDS}")
     for name in ("dtype", "param_dtype"):
       check(getattr(self, name) in DTYPES, f"{name}={getattr(self, name)!r} not in {DTYPES}")
     check(self.slstm_fgate_bias_init in ("powerlaw_blockdependent", "linspace", "zeros"),
@@ -154,6 +168,12 @@ class ModelConfig:
   @property
   def gate_kwargs(self) -> dict:
     return dataclasses.asdict(self.gate_options)
+
+  @property
+  def padded_vocab_size(self) -> int:
+    """Rows of the embedding and columns of the logits: vocab_size rounded up to
+    vocab_pad_multiple. Ids >= vocab_size are never tokens; their logits are masked."""
+    return round_up(self.vocab_size, self.vocab_pad_multiple)
 
   @property
   def mlstm_inner_dim(self) -> int:

@@ -9,6 +9,8 @@ each block in the backward pass.
   logits, state = model.apply({"params": p}, tokens, state=s, return_state=True)
 `state` carries every block's recurrent state (a KV cache for llama); start from
 `model.init_state(batch, max_len)` or None (the empty state) and feed it back to continue.
+With `vocab_pad_multiple` > 1 the logits have `cfg.padded_vocab_size` columns, the padded
+ones PADDED_LOGIT (so every consumer, loss or sampler, ignores them).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from xlstm_jax.nn.mlstm_block import LargeBlock, MLSTMBlock, large_block_state, 
 from xlstm_jax.nn.slstm_block import SLSTMBlock, slstm_block_state
 from xlstm_jax.nn.transformer import LlamaBlock, llama_block_state
 from xlstm_jax.ops.gates import soft_cap
+
+PADDED_LOGIT = -1e30  # the logit of a padded vocabulary id: exp() is 0, 0 * it is not NaN
 
 BLOCKS = {"mlstm": MLSTMBlock, "slstm": SLSTMBlock, "large": LargeBlock, "llama": LlamaBlock}
 
@@ -58,12 +62,15 @@ class LanguageModel(nn.Module):
     cfg = self.cfg
     if tokens.ndim != 2 or not jnp.issubdtype(tokens.dtype, jnp.integer):
       raise ValueError(f"tokens must be int [B, T], got {tokens.dtype}{list(tokens.shape)}")
-    E, V = cfg.embedding_dim, cfg.vocab_size
+    E, V = cfg.embedding_dim, cfg.padded_vocab_size
     if state is None and cfg.scan_blocks and cfg.arch != "llama":
       state = self.init_state(tokens.shape[0])  # nn.scan needs a state to scan over
     emb = layers.param(self, "embedding", layers.small_init(E), (V, E), ("vocab", "embed"),
                        cfg.jnp_param_dtype)
-    x = jnp.take(emb, tokens, axis=0).astype(cfg.jnp_dtype)
+    # the lookup reads whole rows: gather the fsdp shards of the table first (as FSDP does)
+    x = jnp.take(nn.with_logical_constraint(emb, ("vocab", "act_embed")), tokens,
+                 axis=0).astype(cfg.jnp_dtype)
+    x = nn.with_logical_constraint(x, ("batch", "seq", "act_embed"))
     x, state = BlockStack(cfg, name="stack")(x, state)
     if cfg.add_post_blocks_norm:
       if cfg.arch == "xlstm":
@@ -78,6 +85,9 @@ class LanguageModel(nn.Module):
       logits = layers.Dense(V, ("embed", "vocab"), layers.small_init(E), name="lm_head",
                             dtype=cfg.jnp_dtype, param_dtype=cfg.jnp_param_dtype)(x)
     logits = soft_cap(logits.astype(jnp.float32), cfg.logit_soft_cap)
+    logits = nn.with_logical_constraint(logits, ("batch", "seq", "act_vocab"))
+    if V > cfg.vocab_size:  # padded ids are never tokens: out of the loss and of sampling
+      logits = jnp.where(jnp.arange(V) < cfg.vocab_size, logits, PADDED_LOGIT)
     return (logits, state) if return_state else logits
 
   def init_state(self, batch: int, max_len: int | None = None):
@@ -93,10 +103,6 @@ class LanguageModel(nn.Module):
     if cfg.scan_blocks:
       return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
     return states
-
-
-def build_model(cfg: ModelConfig) -> LanguageModel:
-  return LanguageModel(cfg)
 
 
 def init_params(model: LanguageModel, rng: jax.Array, batch: int = 1, seq_len: int = 8):

@@ -28,8 +28,10 @@ def run_mlstm_cell(cfg: ModelConfig, q, k, v, i, f, state):
   One token with a state takes the step form (generation); otherwise the configured form.
   """
   H = cfg.num_heads
-  q, k, v = (_to_heads(x, H) for x in (q, k, v))
-  i, f = (x.transpose(0, 2, 1) for x in (i, f))  # [B, T, H] -> [B, H, T]
+  heads_BHTD = ("batch", "act_heads", "seq", "head_dim")  # logical axes (xlstm_jax.sharding)
+  q, k, v = (nn.with_logical_constraint(_to_heads(x, H), heads_BHTD) for x in (q, k, v))
+  i, f = (nn.with_logical_constraint(x.transpose(0, 2, 1), ("batch", "act_heads", "seq"))
+          for x in (i, f))  # [B, T, H] -> [B, H, T]
   if q.shape[2] == 1 and state is not None:
     h, state = ops.mlstm_step(state, q[:, :, 0], k[:, :, 0], v[:, :, 0], i[:, :, 0],
                               f[:, :, 0], **cfg.gate_kwargs)
@@ -37,7 +39,8 @@ def run_mlstm_cell(cfg: ModelConfig, q, k, v, i, f, state):
   else:
     h, state = ops.mlstm(q, k, v, i, f, backend=cfg.backend, chunk_size=cfg.chunk_size,
                          initial_state=state, return_state=True, **cfg.gate_kwargs)
-  return h.transpose(0, 2, 1, 3), state
+  h = nn.with_logical_constraint(h.transpose(0, 2, 1, 3), ("batch", "seq", "act_heads", "head_dim"))
+  return h, state
 
 
 def mlstm_block_state(cfg: ModelConfig, batch: int) -> dict:
@@ -72,6 +75,7 @@ class MLSTMBlock(nn.Module):
       state = mlstm_block_state(cfg, x.shape[0])
     kw = dict(dtype=cfg.jnp_dtype, param_dtype=cfg.jnp_param_dtype)
     pdt = cfg.jnp_param_dtype
+    x = nn.with_logical_constraint(x, ("batch", "seq", "act_embed"))
     h = layers.LayerNorm(1e-5, residual_scale=True, param_dtype=pdt, name="norm")(x)
     up = layers.Dense(2 * inner, ("embed", "mlp"), layers.small_init(E), use_bias=cfg.use_bias,
                       name="proj_up", **kw)(h)
@@ -98,7 +102,8 @@ class MLSTMBlock(nn.Module):
     h = (h_norm + skip.astype(h_norm.dtype) * x_c) * jax.nn.silu(z)
     y = layers.Dense(E, ("mlp", "embed"), layers.wang_init(E, cfg.num_blocks),
                      use_bias=cfg.use_bias, name="proj_down", **kw)(h)
-    return x + y.astype(x.dtype), new_state
+    x = nn.with_logical_constraint(x + y.astype(x.dtype), ("batch", "seq", "act_embed"))
+    return x, new_state
 
   def _gate(self, name: str, mode: str, bias_init, gate_in):
     """A gate's pre-activations [B, T, H]: learned (a linear map of [q, k, v] + bias), bias
@@ -139,6 +144,7 @@ class LargeBlock(nn.Module):
     small, zeros = layers.small_init(E), nn.initializers.zeros
     dense = lambda n, axes, init, name, bias=cfg.use_bias, bias_init=zeros: layers.Dense(
         n, axes, init, bias_init, use_bias=bias, name=name, **kw)
+    x = nn.with_logical_constraint(x, ("batch", "seq", "act_embed"))
     h = norm("norm_mlstm")(x)
     q = dense(cfg.qk_dim, ("embed", "mlp"), small, "q")(h)
     k = dense(cfg.qk_dim, ("embed", "mlp"), small, "k")(h)
@@ -156,4 +162,4 @@ class LargeBlock(nn.Module):
     ffn = layers.GatedFFN(cfg.ffn_dim, cfg.ffn_act, cfg.use_bias, gate_init=zeros, up_init=small,
                           down_init=layers.wang_init(cfg.ffn_dim, L), name="ffn", **kw)
     x = x + ffn(norm("norm_ffn")(x)).astype(x.dtype)
-    return x, {"cell": cell}
+    return nn.with_logical_constraint(x, ("batch", "seq", "act_embed")), {"cell": cell}

@@ -63,6 +63,7 @@ class SLSTMBlock(nn.Module):
       state = slstm_block_state(cfg, x.shape[0])
     kw = dict(dtype=cfg.jnp_dtype, param_dtype=cfg.jnp_param_dtype)
     pdt = cfg.jnp_param_dtype
+    x = nn.with_logical_constraint(x, ("batch", "seq", "act_embed"))
     h = layers.LayerNorm(1e-5, residual_scale=True, param_dtype=pdt, name="norm")(x)
     new_state = {}
     if cfg.slstm_conv_kernel_size > 0:
@@ -79,7 +80,8 @@ class SLSTMBlock(nn.Module):
     pre = jnp.stack([gated("igate"), gated("fgate"), proj("zgate")(h), proj("ogate")(h)],
                     axis=2)
     B, T = x.shape[:2]
-    pre = pre.reshape(B, T, 4, H, D)
+    pre = nn.with_logical_constraint(pre.reshape(B, T, 4, H, D),
+                                     ("batch", "seq", None, "act_heads", "head_dim"))
     if cfg.memory_mixing:
       r = layers.param(self, "recurrent_kernel", nn.initializers.zeros, (H, D, 4, D),
                        ("heads", None, None, None), pdt)
@@ -94,6 +96,7 @@ class SLSTMBlock(nn.Module):
       if mode == "fixed":
         b = b.at[g].set(jax.lax.stop_gradient(b[g]))
     h_cell, new_state["cell"] = self._cell(pre, r, b, state["cell"])
+    h_cell = nn.with_logical_constraint(h_cell, ("batch", "seq", "act_heads", "head_dim"))
     y = layers.MultiHeadNorm("layer", 1e-5, residual_scale=True, axis_name="embed",
                              param_dtype=pdt, name="outnorm")(h_cell)
     x = x + y.astype(x.dtype)
@@ -101,7 +104,8 @@ class SLSTMBlock(nn.Module):
     ffn = layers.GatedFFN(cfg.ffn_dim, cfg.ffn_act, cfg.use_bias, gate_init=layers.small_init(E),
                           up_init=layers.small_init(E),
                           down_init=layers.wang_init(E, cfg.num_blocks), name="ffn", **kw)
-    return x + ffn(h).astype(x.dtype), new_state
+    y = nn.with_logical_constraint(x + ffn(h).astype(x.dtype), ("batch", "seq", "act_embed"))
+    return y, new_state
 
   def _cell(self, pre, r, b, state):
     cfg = self.cfg
@@ -110,8 +114,10 @@ class SLSTMBlock(nn.Module):
       if step:
         h, state = ops.lstm_step(state, pre[:, 0], r, b)
         return h[:, None], state
-      return ops.lstm(pre, r, b, initial_state=state, return_state=True)
+      return ops.lstm(pre, r, b, initial_state=state, return_state=True,
+                      backend=cfg.slstm_form)
     if step:
       h, state = ops.slstm_step(state, pre[:, 0], r, b, **cfg.gate_kwargs)
       return h[:, None], state
-    return ops.slstm(pre, r, b, initial_state=state, return_state=True, **cfg.gate_kwargs)
+    return ops.slstm(pre, r, b, initial_state=state, return_state=True,
+                     backend=cfg.slstm_form, **cfg.gate_kwargs)

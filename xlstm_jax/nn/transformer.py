@@ -49,9 +49,11 @@ class LlamaBlock(nn.Module):
     kw = dict(use_bias=cfg.use_bias, dtype=cfg.jnp_dtype, param_dtype=cfg.jnp_param_dtype)
     norm = lambda name: layers.RMSNorm(cfg.norm_eps, param_dtype=cfg.jnp_param_dtype, name=name)
     small, wang = layers.small_init(E), layers.wang_init(E, cfg.num_blocks)
+    heads = ("batch", "seq", "act_heads", "head_dim")
+    x = nn.with_logical_constraint(x, ("batch", "seq", "act_embed"))
     h = norm("norm_attn")(x)
-    q, k, v = (layers.Dense(E, ("embed", "mlp"), small, name=n, **kw)(h).reshape(B, T, H, -1)
-               for n in ("q", "k", "v"))
+    q, k, v = (nn.with_logical_constraint(layers.Dense(E, ("embed", "mlp"), small, name=n, **kw)(
+        h).reshape(B, T, H, -1), heads) for n in ("q", "k", "v"))
     pos = jnp.zeros((), jnp.int32) if state is None else state["pos"]
     positions = pos + jnp.arange(T)
     q, k = rope(q, positions, cfg.rope_theta), rope(k, positions, cfg.rope_theta)
@@ -65,9 +67,11 @@ class LlamaBlock(nn.Module):
       out = jax.nn.dot_product_attention(q, k_all.astype(q.dtype), v_all.astype(q.dtype),
                                          mask=visible[None, None])
       new_state = {"k": k_all, "v": v_all, "pos": pos + T}
+    out = nn.with_logical_constraint(out, heads)
     x = x + layers.Dense(E, ("mlp", "embed"), wang, name="o", **kw)(
         out.reshape(B, T, E)).astype(x.dtype)
     ffn = layers.GatedFFN(cfg.ffn_dim, cfg.ffn_act, cfg.use_bias, gate_init=small, up_init=small,
                           down_init=wang, dtype=cfg.jnp_dtype, param_dtype=cfg.jnp_param_dtype,
                           name="ffn")
-    return x + ffn(norm("norm_ffn")(x)).astype(x.dtype), new_state
+    x = x + ffn(norm("norm_ffn")(x)).astype(x.dtype)
+    return nn.with_logical_constraint(x, ("batch", "seq", "act_embed")), new_state

@@ -12,7 +12,9 @@ Forms (``backend=``), all computing the same h and final state:
              linear in T. The default on CPU.
   pallas     the chunkwise form as Pallas kernels (`pallas_kernels.mlstm_chunkwise`): Triton
              on GPU, Mosaic on TPU; on CPU it runs in interpret mode (slow, for tests).
-  auto       the fastest form for the platform: pallas on GPU/TPU, chunkwise elsewhere.
+             Found through `kernel_registry` ("mlstm_chunkwise"), imported on first use.
+  auto       the fastest form for the platform: pallas on GPU/TPU, chunkwise elsewhere
+             and wherever the kernel refuses the shape (`resolve_backend`).
 `mlstm_step` is the one-token recurrent update for generation.
 """
 
@@ -21,13 +23,16 @@ from __future__ import annotations
 import functools
 from typing import NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 
-from xlstm_jax.ops import gates
+from xlstm_jax.ops import gates, kernel_registry
+from xlstm_jax.ops.checks import expect
 from xlstm_jax.ops.mlstm_chunkwise import intra_log_weights, mlstm_chunkwise
 
 BACKENDS = ("auto", "recurrent", "parallel", "chunkwise", "pallas")
+KERNEL = "mlstm_chunkwise"  # the registry name of the Pallas kernel (kernel_registry)
 
 
 class MLSTMState(NamedTuple):
@@ -60,21 +65,32 @@ def mlstm(q, k, v, i, f, *, backend: str = "auto", chunk_size: int | None = None
     raise ValueError(f"backend={backend!r} is not one of {BACKENDS}")
   if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
     raise ValueError(f"chunk_size={chunk_size!r} must be a positive int")
-  if backend == "auto":
-    backend = auto_backend()
-  if backend == "pallas":
-    # Imported here: pallas_kernels imports this package (a cycle at import time).
-    from pallas_kernels.mlstm_chunkwise import BlockSizes
-    BlockSizes.default(chunk_size).tiles(q.shape[-1], v.shape[-1])  # shape errors, eagerly
+  backend = resolve_backend(backend, Dk=Dk, Dv=v.shape[-1], chunk=chunk_size)
   h, state = _mlstm_jit(q, k, v, i, f, MLSTMState(*initial_state), backend=backend,
                         chunk_size=chunk_size, opts=opts, eps=float(eps))
   return (h, state) if return_state else h
 
 
 def auto_backend() -> str:
-  """What backend="auto" runs: the Pallas kernels on GPU/TPU, the jnp chunkwise form
-  elsewhere."""
+  """What backend="auto" prefers on this platform: the Pallas kernels on GPU/TPU, the jnp
+  chunkwise form elsewhere (`resolve_backend` also checks the kernel takes the shape)."""
   return "pallas" if jax.default_backend() in ("gpu", "tpu") else "chunkwise"
+
+
+def resolve_backend(backend: str, *, Dk: int, Dv: int, chunk: int | None) -> str:
+  """The form a call runs. "auto" takes `auto_backend()`, falling back to "chunkwise"
+  when the kernel refuses these head dims / chunk; "pallas" raises ValueError with the
+  kernel's reason instead."""
+  if backend not in ("auto", "pallas"):
+    return backend
+  if backend == "auto" and auto_backend() != "pallas":
+    return auto_backend()
+  reason = kernel_registry.unsupported(KERNEL, Dk=Dk, Dv=Dv, chunk=chunk)
+  if reason is None:
+    return "pallas"
+  if backend == "pallas":
+    raise ValueError(reason)
+  return "chunkwise"
 
 
 @functools.partial(jax.jit, static_argnames=("backend", "chunk_size", "opts", "eps"))
@@ -96,13 +112,12 @@ def _mlstm_jit(q, k, v, i, f, state, *, backend, chunk_size, opts, eps):
 def _pallas(q, k, v, i, f, state, *, chunk_size, opts, eps):
   """The kernels take q, k, v in the activation dtype (their matmul inputs) and q
   unscaled; gates and state go in as for the other forms."""
-  from pallas_kernels.mlstm_chunkwise import BlockSizes, mlstm_chunkwise_pallas
   dtype = compute_dtype(q.dtype)
   log_i, log_f = opts.log_gates(i.astype(dtype), f.astype(dtype))
   state = MLSTMState(*(x.astype(dtype) for x in state))
-  h, state = mlstm_chunkwise_pallas(q, k, v, log_i, log_f, state, normalizer=opts.normalizer,
-                                    stabilize=opts.stabilize, eps=eps,
-                                    blocks=BlockSizes.default(chunk_size))
+  h, state = kernel_registry.get(KERNEL).fn(q, k, v, log_i, log_f, state, chunk=chunk_size,
+                                            normalizer=opts.normalizer,
+                                            stabilize=opts.stabilize, eps=eps)
   return h, MLSTMState(*state)
 
 
@@ -185,22 +200,19 @@ def _parallel(q, k, v, log_i, log_f, state, *, normalizer, stabilize, eps):
 
 
 def _check_sequence_inputs(q, k, v, i, f):
+  """chex checks of the sequence arguments; ValueError names the bad one."""
   for name, x in dict(q=q, k=k, v=v, i=i, f=f).items():
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-      raise ValueError(f"{name}.dtype={x.dtype} must be a floating dtype")
-  if q.ndim != 4:
-    raise ValueError(f"q.shape={q.shape} must be [B, H, T, Dk]")
-  if k.shape != q.shape:
-    raise ValueError(f"k.shape={k.shape} must equal q.shape={q.shape}")
-  if v.ndim != 4 or v.shape[:3] != q.shape[:3]:
-    raise ValueError(f"v.shape={v.shape} must be [B, H, T, Dv] with [B, H, T]={q.shape[:3]}")
+    expect(chex.assert_type, x, float, message=f"{name}.dtype={x.dtype} must be a floating dtype")
+  expect(chex.assert_rank, q, 4, message=f"q.shape={q.shape} must be [B, H, T, Dk]")
+  expect(chex.assert_equal_shape, [q, k], message=f"k.shape={k.shape} must equal q.shape={q.shape}")
+  expect(chex.assert_shape, v, (*q.shape[:3], None),
+         message=f"v.shape={v.shape} must be [B, H, T, Dv] with [B, H, T]={q.shape[:3]}")
   for name, x in dict(i=i, f=f).items():
-    if x.shape != q.shape[:3]:
-      raise ValueError(f"{name}.shape={x.shape} must be [B, H, T]={q.shape[:3]}")
-  if q.dtype != k.dtype or q.dtype != v.dtype:
-    raise ValueError(f"q, k, v dtypes ({q.dtype}, {k.dtype}, {v.dtype}) must match")
-  if q.shape[2] == 0:
-    raise ValueError(f"q.shape={q.shape} has T=0 tokens")
+    expect(chex.assert_shape, x, q.shape[:3],
+           message=f"{name}.shape={x.shape} must be [B, H, T]={q.shape[:3]}")
+  expect(chex.assert_trees_all_equal_dtypes, q, k, v,
+         message=f"q, k, v dtypes ({q.dtype}, {k.dtype}, {v.dtype}) must match")
+  expect(chex.assert_axis_dimension_gt, q, 2, 0, message=f"q.shape={q.shape} has T=0 tokens")
 
 
 def _check_state(state, B, H, Dk, Dv):
@@ -208,5 +220,5 @@ def _check_state(state, B, H, Dk, Dv):
     raise ValueError(f"initial state has {len(state)} parts, expected (C, n, m)")
   expected = MLSTMState((B, H, Dk, Dv), (B, H, Dk), (B, H))
   for name, x, shape in zip(MLSTMState._fields, state, expected):
-    if tuple(x.shape) != shape:
-      raise ValueError(f"state.{name}.shape={tuple(x.shape)}, expected {shape}")
+    expect(chex.assert_shape, x, shape,
+           message=f"state.{name}.shape={tuple(x.shape)}, expected {shape}")

@@ -18,7 +18,8 @@ the chunk states run through reverse scans; the rest is per chunk
 (`_chunk_grads`). The stabilizers are differentiated as autodiff of the recurrent form
 would: their value cancels everywhere except through eps in the denominator and through
 the returned final state, and those two cotangents go to the argmax of each max
-(`_route_stabilizers`). docs/design.md has the derivation.
+(`mlstm_chunk_algebra`, shared with the Pallas kernels). docs/design.md has the
+derivation.
 
 The per-chunk steps run under `lax.map` over groups of chunks, so their L x L temporaries
 stay in cache: batched over all chunks at once the time per token doubles once the
@@ -33,21 +34,14 @@ import jax
 import jax.numpy as jnp
 
 from xlstm_jax.ops import gates
+from xlstm_jax.ops.mlstm_chunk_algebra import (chunk_decays, chunk_stabilizers,
+                                             denominator_cotangents, forget_gate_cotangent,
+                                             gate_sums, intra_argmax_cotangent,
+                                             log_gate_cotangents, pad_to_chunks,
+                                             route_stabilizers, stabilizer_cotangents)
 
 # Chunks per lax.map step: fastest of 4..256 on the 2-core CPU (32 MB L3) at L=64.
 _CHUNKS_PER_GROUP = 64
-
-
-def pad_to_chunks(q, k, v, log_i, log_f, chunk):
-  """Pads T to a multiple of `chunk` with tokens whose input gate is zero (log i = LOG_ZERO)
-  and forget gate one (log f = 0): they leave the state, and so every output, unchanged."""
-  pad = -q.shape[2] % chunk
-  if not pad:
-    return q, k, v, log_i, log_f
-  widths = ((0, 0), (0, 0), (0, pad))
-  q, k, v = (jnp.pad(x, widths + ((0, 0),)) for x in (q, k, v))
-  return (q, k, v, jnp.pad(log_i, widths, constant_values=gates.LOG_ZERO),
-          jnp.pad(log_f, widths))
 
 
 def mlstm_chunkwise(q, k, v, log_i, log_f, state0, *, chunk_size: int, normalizer: str,
@@ -75,14 +69,6 @@ def _map_chunks(fn, *arrays):
   return jax.tree.map(lambda x: x.reshape(B, H, K, *x.shape[1:]), out)
 
 
-def _gate_sums(log_i, log_f):
-  """b_t = sum_{s<=t} log f_s, g = b_L, a_t = sum_{s>t} log f_s + log i_t (last axis)."""
-  b = jnp.cumsum(log_f, axis=-1)
-  rev = jnp.cumsum(log_f[..., ::-1], axis=-1)[..., ::-1]  # sum_{s>=t}
-  a = jnp.concatenate([rev[..., 1:], jnp.zeros_like(rev[..., :1])], axis=-1) + log_i
-  return b, b[..., -1], a
-
-
 def intra_log_weights(log_i, log_f):
   """log D_tj = sum_{j<s<=t} log f_s + log i_j for j <= t, else LOG_ZERO: [..., T, T].
 
@@ -96,20 +82,6 @@ def intra_log_weights(log_i, log_f):
   seg = jax.lax.associative_scan(jnp.add, terms, axis=terms.ndim - 2)
   causal = jnp.tril(jnp.ones((T, T), dtype=bool))
   return jnp.where(causal, seg + log_i[..., None, :], gates.LOG_ZERO)
-
-
-def _chunk_stabilizers(g, a, m0, stabilize):
-  """m_k = max(g_k + m_{k-1}, max_t a_t) per chunk; returns (m_{k-1} per chunk, m_K)."""
-  if not stabilize:
-    m_prev = jnp.concatenate([m0[..., None], jnp.zeros_like(g[..., 1:])], axis=-1)
-    return m_prev, jnp.zeros_like(m0)
-  # x -> max(x + g, A) maps compose associatively: (g1, A1) then (g2, A2) is
-  # (g1 + g2, max(A1 + g2, A2)). Fold m0 into the first chunk, then scan.
-  a_max = a.max(-1)
-  a_max = a_max.at[..., 0].set(jnp.maximum(g[..., 0] + m0, a_max[..., 0]))
-  combine = lambda x, y: (x[0] + y[0], jnp.maximum(x[1] + y[0], y[1]))  # noqa: E731
-  _, m = jax.lax.associative_scan(combine, (g, a_max), axis=-1)
-  return jnp.concatenate([m0[..., None], m[..., :-1]], axis=-1), m[..., -1]
 
 
 def _state_scan(decay, keys, key_scale, values, n_scale, C0, n0, reverse=False):
@@ -134,17 +106,11 @@ def _state_scan(decay, keys, key_scale, values, n_scale, C0, n0, reverse=False):
   return jnp.moveaxis(C_in, 0, 2), jnp.moveaxis(n_in, 0, 2), C_last, n_last
 
 
-def _chunk_decays(g, a, m_prev, m_last):
-  """G_k = exp(g + m_{k-1} - m_k) [B,H,K] and the key weights w_t = exp(a_t - m_k)."""
-  m_next = jnp.concatenate([m_prev[..., 1:], m_last[..., None]], axis=-1)
-  return jnp.exp(g + m_prev - m_next), jnp.exp(a - m_next[..., None])
-
-
 def _states(k, v, log_i, log_f, C0, n0, m0, stabilize):
   """The states (C, n, m)_{k-1} entering every chunk, and the final state."""
-  _, g, a = _gate_sums(log_i, log_f)
-  m_prev, m_last = _chunk_stabilizers(g, a, m0, stabilize)
-  decay, w = _chunk_decays(g, a, m_prev, m_last)
+  _, g, a = gate_sums(log_i, log_f)
+  m_prev, m_last = chunk_stabilizers(g, a, m0, stabilize)
+  decay, w = chunk_decays(g, a, m_prev, m_last)
   C_prev, n_prev, C_last, n_last = _state_scan(decay, k, w, v, jnp.ones_like(w), C0, n0)
   return (C_prev, n_prev, m_prev), (C_last, n_last, m_last)
 
@@ -185,32 +151,23 @@ def _core_bwd(normalizer, stabilize, eps, res, cotangents):
   q, k, v, log_i, log_f, saved = res
   C_prev, n_prev, m_prev, C_last, n_last, m_last, h, qn, den, m_tok = saved
   dh, (dC_last, dn_last, dm_last) = cotangents
-  b, g, a = _gate_sums(log_i, log_f)
-  decay, w = _chunk_decays(g, a, m_prev, m_last)
+  b, g, a = gate_sums(log_i, log_f)
+  decay, w = chunk_decays(g, a, m_prev, m_last)
   u = jnp.exp(b + m_prev[..., None] - m_tok)
 
   # Through h = num / den, per token.
   dnum = dh / den[..., None]
-  dh_dot_h = (dh * h).sum(-1)
-  dqn = -dh_dot_h / den * gates.mlstm_denominator_grad(qn, m_tok, normalizer)
-  # h depends on the stabilizer m~_t itself only through eps.
-  dm_tok = (-dh_dot_h * eps / den if stabilize and normalizer != "none"
-            else jnp.zeros_like(den))
+  dqn, dm_tok = denominator_cotangents((dh * h).sum(-1), qn, den, m_tok,
+                                       normalizer=normalizer, stabilize=stabilize, eps=eps)
 
   # Reverse scans for the cotangents of the chunk-end states (C_k, n_k, m_k).
   inter_wins = b + m_prev[..., None] >= m_tok          # m~_t came from the carried state
   carry_wins = g + m_prev >= a.max(-1)                 # m_k came from m_{k-1}
   dC_end, dn_end, dC0, dn0 = _state_scan(decay, q, u, dnum, dqn, dC_last, dn_last,
                                          reverse=True)
-  dm_end = (dm_last - (dC_last * C_last).sum((-2, -1)) - (dn_last * n_last).sum(-1)
-            if stabilize else jnp.zeros_like(dm_last))
-  # dm_{k-1} = [m_k came from m_{k-1}] dm_k + the eps cotangents of tokens whose m~ did.
-  dm_from_tok = jnp.where(inter_wins, dm_tok, 0.0).sum(-1)
-  step = lambda dm, xs: (jnp.where(xs[0], dm, 0.0) + xs[1], dm)  # noqa: E731
-  dm0_routed, dm_end_k = jax.lax.scan(
-      step, dm_end, (jnp.moveaxis(carry_wins, 2, 0), jnp.moveaxis(dm_from_tok, 2, 0)),
-      reverse=True)
-  dm_end_k = jnp.moveaxis(dm_end_k, 0, 2)
+  dm0_routed, dm_end_k = stabilizer_cotangents(
+      dm_tok, inter_wins, carry_wins, (C_last, n_last, m_last), (dC_last, dn_last, dm_last),
+      stabilize=stabilize)
 
   fn = functools.partial(_chunk_grads, stabilize=stabilize)
   dq, dk, dv, d_log_i, d_log_f, dm_value = _map_chunks(
@@ -247,32 +204,15 @@ def _chunk_grads(q, k, v, log_i, log_f, C, n, u, inter_wins, m_tok, dnum, dqn, d
   d_log_w_state = w * ((k * v_dC).sum(-1) + k @ dn_end)
   d_log_decay = decay * ((dC_end * C).sum() + dn_end @ n)
 
-  # Log gates: log W_tj = b_t - b_j + log i_j, log u_t = b_t + m, a_t = g - b_t + log i_t,
-  # log G = g + m - m'; then d log f_s = sum_{t>=s} db_t + dg.
-  d_log_i = d_log_w.sum(0) + d_log_w_state
-  db = d_log_w.sum(1) - d_log_w.sum(0) + d_log_u - d_log_w_state
-  dg = d_log_w_state.sum() + d_log_decay
+  # Log gates, then the stabilizers' cotangents to the argmax of each max
+  # (mlstm_chunk_algebra, shared with the Pallas kernels).
+  d_log_i, db, dg = log_gate_cotangents(d_log_w.sum(1), d_log_w.sum(0), d_log_u,
+                                        d_log_w_state, d_log_decay)
   if stabilize:
-    d_log_i, db, dg = _route_stabilizers(d_log_i, db, dg, dm_tok, inter_wins, log_w, dm_end,
-                                         carry_wins, a)
-  d_log_f = jnp.cumsum(db[::-1])[::-1] + dg
+    to_j = intra_argmax_cotangent(dm_tok, inter_wins, log_w)
+    d_log_i, db, dg = route_stabilizers(d_log_i, db, dg, dm_tok, to_j, dm_end, carry_wins, a)
+  d_log_f = forget_gate_cotangent(db, dg)
   return dq, dk, dv, d_log_i, d_log_f, d_log_u.sum() + d_log_decay
-
-
-def _route_stabilizers(d_log_i, db, dg, dm_tok, inter_wins, log_w, dm_end, carry_wins, a):
-  """Sends the stabilizer cotangents of one chunk to the argmax of each max.
-
-  m~_t = max(b_t + m, max_j log W_tj): the carried branch feeds b_t (and m, through the
-  reverse scan), the intra branch feeds log W_tj* = b_t - b_j* + log i_j*.
-  m' = max(g + m, max_t a_t): the carried branch feeds g (and m), otherwise
-  a_t* = g - b_t* + log i_t*.
-  """
-  L = log_w.shape[-1]
-  db = db + dm_tok
-  onehot_j = jax.nn.one_hot(jnp.argmax(log_w, -1), L, dtype=db.dtype)
-  to_j = (jnp.where(inter_wins, 0.0, dm_tok)[:, None] * onehot_j).sum(0)
-  to_t = jnp.where(carry_wins, 0.0, dm_end) * jax.nn.one_hot(jnp.argmax(a), L, dtype=db.dtype)
-  return d_log_i + to_j + to_t, db - to_j - to_t, dg + dm_end
 
 
 _chunkwise_core.defvjp(_core_fwd, _core_bwd)

@@ -5,7 +5,11 @@ Notation: B batch, T time, H heads, D head dim, gates in the order (i, f, z, o).
   r [H, D, 4, D]     block-diagonal recurrent matrix: (R h)[b, g, h, e] = sum_d h[b, h, d] r[h, d, g, e]
   b [4, H, D]        bias
   sLSTM state = SLSTMState(c, n, m, h), each [B, H, D]; LSTM state = LSTMState(c, h).
-Because h_{t-1} feeds the gates, both cells are sequential: `lax.scan` is their form.
+Because h_{t-1} feeds the gates, both cells are sequential. Forms (``backend``):
+  recurrent  `lax.scan` over time (the reference)
+  pallas     the fused kernel (`pallas_kernels.slstm`): the whole time loop in one kernel,
+             Triton on GPU, Mosaic on TPU; on CPU it runs in interpret mode (slow, tests)
+  auto       pallas on GPU/TPU, recurrent elsewhere
 Gate arithmetic and states are float32 (float64 for float64 inputs).
 """
 
@@ -14,10 +18,12 @@ from __future__ import annotations
 import functools
 from typing import NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 
-from xlstm_jax.ops import gates
+from xlstm_jax.ops import gates, kernel_registry
+from xlstm_jax.ops.checks import expect
 
 
 class SLSTMState(NamedTuple):
@@ -32,8 +38,11 @@ class LSTMState(NamedTuple):
   h: jax.Array  # [B, H, D]
 
 
+BACKENDS = ("auto", "recurrent", "pallas")
+
+
 def slstm(x, r, b, *, initial_state: SLSTMState | None = None, return_state: bool = False,
-          igate: str = "exp", fgate: str = "sigmoid", normalizer: str = "max",
+          backend: str = "auto", igate: str = "exp", fgate: str = "sigmoid", normalizer: str = "max",
           stabilize: bool = True, gate_soft_cap: float | None = None):
   """Runs the sLSTM over x [B, T, 4, H, D]. Returns h [B, T, H, D] in x's dtype and, if
   ``return_state``, the final SLSTMState.
@@ -45,7 +54,7 @@ def slstm(x, r, b, *, initial_state: SLSTMState | None = None, return_state: boo
   opts = gates.GateOptions(igate, fgate, normalizer, stabilize, gate_soft_cap)
   _check_inputs(x, r, b)
   state = _initial(initial_state, SLSTMState, x)
-  h, state = _scan_jit(x, r, b, state, opts=opts)
+  h, state = _run(x, r, b, state, opts, backend)
   return (h, state) if return_state else h
 
 
@@ -59,12 +68,50 @@ def slstm_step(state: SLSTMState | None, x, r, b, *, igate: str = "exp", fgate: 
   return _step_jit(x, r, b, state, opts=opts)
 
 
-def lstm(x, r, b, *, initial_state: LSTMState | None = None, return_state: bool = False):
-  """The classic LSTM (sigmoid i, f, o; tanh z; h = o * tanh(c)), same layout as `slstm`."""
+def lstm(x, r, b, *, initial_state: LSTMState | None = None, return_state: bool = False,
+         backend: str = "auto"):
+  """The classic LSTM (sigmoid i, f, o; tanh z; h = o * tanh(c)), same layout and backends
+  as `slstm`."""
   _check_inputs(x, r, b)
   state = _initial(initial_state, LSTMState, x)
-  h, state = _scan_jit(x, r, b, state, opts=None)
+  h, state = _run(x, r, b, state, None, backend)
   return (h, state) if return_state else h
+
+
+def auto_backend() -> str:
+  """What backend="auto" runs: the fused Pallas kernel on GPU/TPU, the scan elsewhere."""
+  return "pallas" if jax.default_backend() in ("gpu", "tpu") else "recurrent"
+
+
+def _run(x, r, b, state, opts, backend):
+  """Dispatches to the scan or the kernel; opts None is the classic LSTM."""
+  if backend not in BACKENDS:
+    raise ValueError(f"backend={backend!r} is not one of {BACKENDS}")
+  requested = backend
+  if backend == "auto":
+    backend = auto_backend()
+  if backend == "pallas":
+    # The kernel registers itself (kernel_registry imports pallas_kernels.slstm on first
+    # request): no import edge from ops to the kernels. auto falls back to the scan when
+    # the kernel refuses the shape or cannot be loaded; pallas raises the reason.
+    try:
+      reason = kernel_registry.unsupported("slstm_fused", T=x.shape[1], D=x.shape[-1],
+                                           dtype=x.dtype)
+    except LookupError as err:
+      reason = str(err)
+    if reason is not None:
+      if requested == "pallas":
+        raise ValueError(f"backend='pallas': {reason}")
+      backend = "recurrent"
+  if backend == "recurrent":
+    return _scan_jit(x, r, b, state, opts=opts)
+  slstm_pallas = kernel_registry.get("slstm_fused").fn
+  if opts is None:
+    zeros = jnp.zeros_like(state.c)
+    h, (c, _, _, h_last) = slstm_pallas(x, r, b, (state.c, zeros, zeros, state.h), opts=None)
+    return h, LSTMState(c, h_last)
+  h, final = slstm_pallas(x, r, b, tuple(state), opts=opts)
+  return h, SLSTMState(*final)
 
 
 def lstm_step(state: LSTMState | None, x, r, b):
@@ -81,7 +128,15 @@ def _preactivations(x_t, r, b, h_prev):
 
 
 def _slstm_cell(state: SLSTMState, x_t, r, b, *, opts: gates.GateOptions):
-  i_raw, f_raw, z_raw, o_raw = _preactivations(x_t, r, b, state.h)
+  h, state = slstm_pointwise(_preactivations(x_t, r, b, state.h), state, opts)
+  return h, state
+
+
+def slstm_pointwise(raw, state: SLSTMState, opts: gates.GateOptions):
+  """The sLSTM update after the matmul: raw = (i~, f~, z~, o~) pre-activations (each
+  [..., D], compute dtype) and the previous state -> (h, new state). Shared with the
+  Pallas kernel (pallas_kernels/slstm), which runs it (and its autodiff) per time step."""
+  i_raw, f_raw, z_raw, o_raw = raw
   log_i, log_f = opts.log_gates(i_raw, f_raw)
   m_new = gates.next_stabilizer(log_f + state.m, log_i, opts.stabilize)
   if opts.stabilize:
@@ -101,7 +156,12 @@ def _slstm_cell(state: SLSTMState, x_t, r, b, *, opts: gates.GateOptions):
 
 
 def _lstm_cell(state: LSTMState, x_t, r, b):
-  i_raw, f_raw, z_raw, o_raw = _preactivations(x_t, r, b, state.h)
+  return lstm_pointwise(_preactivations(x_t, r, b, state.h), state)
+
+
+def lstm_pointwise(raw, state: LSTMState):
+  """The classic LSTM update after the matmul (see `slstm_pointwise`)."""
+  i_raw, f_raw, z_raw, o_raw = raw
   c = jax.nn.sigmoid(f_raw) * state.c + jax.nn.sigmoid(i_raw) * jnp.tanh(z_raw)
   h = jax.nn.sigmoid(o_raw) * jnp.tanh(c)
   return h, LSTMState(c, h)
@@ -153,15 +213,14 @@ def _initial(state, state_cls, x):
 
 
 def _check_inputs(x, r, b):
+  """chex checks of the arguments; ValueError names the bad one."""
   for name, a in dict(x=x, r=r, b=b).items():
-    if not jnp.issubdtype(a.dtype, jnp.floating):
-      raise ValueError(f"{name}.dtype={a.dtype} must be a floating dtype")
-  if x.ndim != 5 or x.shape[2] != 4:
-    raise ValueError(f"x.shape={x.shape} must be [B, T, 4, H, D] (gates i, f, z, o)")
-  if x.shape[1] == 0:
-    raise ValueError(f"x.shape={x.shape} has T=0 tokens")
+    expect(chex.assert_type, a, float, message=f"{name}.dtype={a.dtype} must be a floating dtype")
+  expect(chex.assert_shape, x, (None, None, 4, None, None),
+         message=f"x.shape={x.shape} must be [B, T, 4, H, D] (gates i, f, z, o)")
+  expect(chex.assert_axis_dimension_gt, x, 1, 0, message=f"x.shape={x.shape} has T=0 tokens")
   _, _, _, H, D = x.shape
-  if r.shape != (H, D, 4, D):
-    raise ValueError(f"r.shape={r.shape} must be [H, D, 4, D]={(H, D, 4, D)}")
-  if b.shape != (4, H, D):
-    raise ValueError(f"b.shape={b.shape} must be [4, H, D]={(4, H, D)}")
+  expect(chex.assert_shape, r, (H, D, 4, D),
+         message=f"r.shape={r.shape} must be [H, D, 4, D]={(H, D, 4, D)}")
+  expect(chex.assert_shape, b, (4, H, D),
+         message=f"b.shape={b.shape} must be [4, H, D]={(4, H, D)}")

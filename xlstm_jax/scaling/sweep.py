@@ -107,7 +107,8 @@ def result_of(workdir: pathlib.Path, name: str, overrides: dict) -> dict:
   params = count_params(cfg)
   return {"name": name, "overrides": overrides,
           "model": {"arch": cfg.arch, "blocks": "".join(t[0] for t in cfg.block_types)},
-          "params": params, "params_non_embedding": params - cfg.vocab_size * cfg.embedding_dim,
+          "params": params,
+          "params_non_embedding": params - cfg.padded_vocab_size * cfg.embedding_dim,
           "tokens": tokens, "flops": model_flops(cfg, seq_len)["total"] * tokens,
           "flops_6n": train_flops_per_token(cfg, seq_len) * tokens,
           "loss": evaluation["eval_loss"], "step": evaluation["step"]}

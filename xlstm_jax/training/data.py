@@ -7,6 +7,7 @@ examples of sizes `data.train_lengths` for training and `data.val_lengths` for t
 periodic validation, padded to seq_len, with the answer positions as the loss mask.
 Every host iterates the same global batches and reads only the rows its devices hold, so
 the batches, and therefore the losses, do not depend on the number of hosts.
+`config` is a RunConfig (training.config); a ConfigDict or dict is converted on entry.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from jax.sharding import Mesh
 
 from xlstm_jax import data as data_lib
 from xlstm_jax.data import prepare
+from xlstm_jax.training.config import RunConfig, run_config
 from xlstm_jax.training.step import batch_sharding
 
 
@@ -34,11 +36,11 @@ def host_rows(mesh: Mesh, batch_size: int, seq_len: int) -> tuple[int, int]:
 
 def task_of(config):
   """The run's synthetic task (config.data.task), or None for a text corpus."""
-  name = config.data.get("task", "")
-  if not name:
+  data = run_config(config).data
+  if not data.task:
     return None
   from xlstm_jax.tasks import make_task  # noqa: PLC0415 (text runs never need it)
-  return make_task(name, **dict(config.data.get("task_kwargs", {})))
+  return make_task(data.task, **data.task_kwargs)
 
 
 def vocab_size(config, tokenizer) -> int:
@@ -47,14 +49,13 @@ def vocab_size(config, tokenizer) -> int:
   return tokenizer.vocab_size if task is None else task.vocab_size
 
 
-def _task_sources(config, task) -> tuple:
+def _task_sources(config: RunConfig, task) -> tuple:
   from xlstm_jax.tasks import TaskSource, split_stream  # noqa: PLC0415
   d = config.data
-  accum = config.optimizer.get("grad_accum_steps", 1)
+  accum = config.optimizer.grad_accum_steps
   train = TaskSource(task, config.num_steps * config.batch_size * accum,
                      tuple(d.train_lengths), config.seq_len,
-                     seed=split_stream(config.seed, "train"),
-                     curriculum=d.get("curriculum", 0.0))
+                     seed=split_stream(config.seed, "train"), curriculum=d.curriculum)
   val = TaskSource(task, max(config.eval_batches, 1) * config.batch_size, tuple(d.val_lengths),
                    config.seq_len, seed=split_stream(config.seed, "validation"))
   return train, val
@@ -63,6 +64,7 @@ def _task_sources(config, task) -> tuple:
 def sources(config, tokenizer, train: bool = True) -> tuple:
   """(train, val or None) random-access sources of examples for the config; with
   train=False the first is None and a raw corpus's training documents are not tokenized."""
+  config = run_config(config)
   task = task_of(config)
   if task is not None:
     return _task_sources(config, task)
@@ -90,13 +92,15 @@ def sources(config, tokenizer, train: bool = True) -> tuple:
 def split_seed(config) -> int:
   """The seed of the train/validation document split: data.split_seed, so runs that differ
   only in `seed` (init and data order) are scored on the same held-out text. Workdirs
-  written before the field existed split with `seed`, and keep doing so."""
-  return config.data.get("split_seed", config.seed)
+  written before the field existed (split_seed None) split with `seed`, and keep doing so."""
+  config = run_config(config)
+  return config.seed if config.data.split_seed is None else config.data.split_seed
 
 
 def datasets(config, tokenizer, mesh: Mesh, train: bool = True) -> tuple:
   """(train, val or None) grain datasets yielding this host's rows of each global batch
   (train=False: (None, val), for evaluation)."""
+  config = run_config(config)
   train_src, val_src = sources(config, tokenizer, train)
   rows = host_rows(mesh, config.batch_size, config.seq_len)
   # task examples are independent draws: read in order, so a length curriculum holds

@@ -3,19 +3,23 @@ validation batches (the evaluation of a finished run's workdir is xlstm_jax.eval
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import jax
 import numpy as np
 
+from xlstm_jax import sharding
 from xlstm_jax.training.data import global_batch
 from xlstm_jax.training.step import accuracy, cross_entropy
 
 
-def make_eval_loss(model):
-  """A jitted (params, batch) -> (loss, accuracy) of the batch, over its mask if it has one."""
+def make_eval_loss(model, mesh=None):
+  """A jitted (params, batch) -> (loss, accuracy) of the batch, over its mask if it has one.
+  With `mesh`, the model's activations are sharded by the table, as in the train step."""
   def eval_loss(params, batch):
-    logits = model.apply({"params": params}, batch["inputs"])
+    with sharding.activation_sharding(mesh) if mesh is not None else contextlib.nullcontext():
+      logits = model.apply({"params": params}, batch["inputs"])
     mask = batch.get("mask")
     return (cross_entropy(logits, batch["targets"], mask),
             accuracy(logits, batch["targets"], mask))

@@ -74,7 +74,7 @@ def resolve_config(config, overrides: dict | None = None):
   """The run config with the checkpoint's model (a copy; `config` itself is unchanged when
   init_from is empty or absent). `overrides`: the explicit `--config.*` overrides of the
   command line ({"model.num_blocks": 3, ...}); None when unknown (a config built in Python)."""
-  spec = config.get("init_from") or ""
+  spec = getattr(config, "init_from", "") or ""
   if not spec:
     return config
   kind, path = parse_init_from(spec)
@@ -117,11 +117,12 @@ def _differs(a, b) -> bool:
 def load_params(config, state):
   """`state` with the init_from checkpoint's parameters (on the state's shardings); `state`
   unchanged when init_from is empty. config is the resolved one (resolve_config)."""
-  spec = config.get("init_from") or ""
+  spec = getattr(config, "init_from", "") or ""
   if not spec:
     return state
   kind, path = parse_init_from(spec)
-  execution = {k: config.model[k] for k in EXECUTION_FIELDS if k in config.model}
+  execution = {k: getattr(config.model, k) for k in EXECUTION_FIELDS
+               if hasattr(config.model, k)}  # a ModelConfig or (in a ConfigDict) a dict
   if kind == "hf":
     _, params = convert.load_hf(path, **execution)
   else:

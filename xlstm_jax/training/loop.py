@@ -25,37 +25,38 @@ import time
 import jax
 
 from xlstm_jax import sharding
+from xlstm_jax.counting import peak_flops, train_flops_per_token
 from xlstm_jax.data import load_tokenizer
 from xlstm_jax.nn import LanguageModel, ModelConfig
-from xlstm_jax.counting import peak_flops, train_flops_per_token
 from xlstm_jax.training.checkpoint import Checkpointer
+from xlstm_jax.training.config import RunConfig, run_config
+from xlstm_jax.training.console import Progress, summary
 from xlstm_jax.training.data import datasets, global_batch, vocab_size
 from xlstm_jax.training.evaluate import evaluate, make_eval_loss
 from xlstm_jax.training.init_from import load_params, resolve_config
-from xlstm_jax.training.metrics import MetricsWriter, Progress
-from xlstm_jax.training.optimizer import OptimizerConfig, lr_schedule, make_optimizer
+from xlstm_jax.training.metrics import MetricsWriter
+from xlstm_jax.training.optimizer import lr_schedule, make_optimizer
 from xlstm_jax.training.step import abstract_train_state, init_train_state, make_train_step
+from xlstm_jax.training.workdir_lock import WorkdirLock
 
 
-def _check(config, model_cfg: ModelConfig, mesh, vocab: int) -> None:
-  """Errors that must come before any compute, each naming the values."""
+def _check(config: RunConfig, model_cfg: ModelConfig, mesh, vocab: int) -> None:
+  """Errors that must come before any compute, each naming the values (the config's own
+  field checks ran when it was built)."""
   dp = mesh.shape["data"] * mesh.shape["fsdp"]
   if config.batch_size % dp:
     raise ValueError(f"batch_size={config.batch_size} is not divisible by the data-parallel "
                      f"mesh size data*fsdp={dp}")
   if model_cfg.vocab_size < vocab:
-    source = f"task {config.data.task!r}" if config.data.get("task") else "tokenizer"
+    source = f"task {config.data.task!r}" if config.data.task else "tokenizer"
     raise ValueError(f"model.vocab_size={model_cfg.vocab_size} is smaller than the "
                      f"{source}'s {vocab}; set --config.model.vocab_size={vocab} (or more)")
-  for name in ("num_steps", "seq_len", "log_every", "checkpoint_every"):
-    if config[name] < 1:
-      raise ValueError(f"{name}={config[name]} must be >= 1")
 
 
-def _save_config(config, workdir: pathlib.Path) -> None:
+def _save_config(config: RunConfig, workdir: pathlib.Path) -> None:
   """Writes config.json (eval.py reads it); says which fields a resumed run changed."""
   path = workdir / "config.json"
-  new = json.loads(config.to_json())
+  new = json.loads(json.dumps(config.to_dict()))
   if path.exists():
     old = json.loads(path.read_text())
     changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
@@ -66,16 +67,28 @@ def _save_config(config, workdir: pathlib.Path) -> None:
 
 
 def train(config, workdir) -> dict:
-  """Runs (or resumes) the run in `workdir`; returns the last logged metrics."""
+  """Runs (or resumes) the run in `workdir`; returns the last logged metrics. The workdir
+  is created only after the config passed its checks, and is locked (one writer: see
+  workdir_lock.py) for the rest of the run.
+
+  `config`: a RunConfig, or the ConfigDict / dict it is built from (here, once)."""
   workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  config = resolve_config(config)  # --config.init_from: the checkpoint's model (else as is)
-  model_cfg = ModelConfig.from_dict(config.model)
+  if not isinstance(config, RunConfig):  # --config.init_from: the checkpoint's model
+    config = resolve_config(config)
+  config = run_config(config)
+  model_cfg = config.model
   tokenizer = load_tokenizer(config.data.tokenizer)
   mesh = sharding.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
   _check(config, model_cfg, mesh, vocab_size(config, tokenizer))
-  opt_cfg = OptimizerConfig(num_steps=config.num_steps, **config.optimizer)
+  opt_cfg = config.optimizer
   train_ds, val_ds = datasets(config, tokenizer, mesh)
+  workdir.mkdir(parents=True, exist_ok=True)
+  with WorkdirLock(workdir, active=jax.process_index() == 0):
+    return _run(config, workdir, model_cfg, opt_cfg, mesh, train_ds, val_ds)
+
+
+def _run(config, workdir: pathlib.Path, model_cfg, opt_cfg, mesh, train_ds, val_ds) -> dict:
+  """The body of `train` once the workdir is locked: restore, the loop, the summary."""
   _save_config(config, workdir)
   model, tx = LanguageModel(model_cfg), make_optimizer(opt_cfg)
   ckpt = Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
@@ -92,13 +105,14 @@ def train(config, workdir) -> dict:
   train_step = make_train_step(model, tx, mesh, shardings)
   accum = opt_cfg.grad_accum_steps   # micro-batches per optimizer step (optax.MultiSteps)
   step = int(state.step) // accum    # state.step counts micro-batches
-  writer, progress = MetricsWriter(workdir), Progress(step, config.num_steps)
-  eval_loss = make_eval_loss(model)
+  writer, progress = MetricsWriter(workdir, resume_step=step), Progress(step, config.num_steps)
+  eval_loss = make_eval_loss(model, mesh)
   meter = _Throughput(step, config, model_cfg)
   log = lambda pending: _log(pending, writer, progress, lr_schedule(opt_cfg), meter, config)  # noqa: E731
   pending, last, saved_at = None, {}, step
-  stop_at = config.get("stop_at_step", 0) or config.num_steps
-  stopper = _EarlyStop(config.get("early_stop_accuracy", 0.0), config.get("early_stop_evals", 0))
+  first, start, evaluated = step, time.perf_counter(), {}
+  stop_at = config.stop_at_step or config.num_steps
+  stopper = _EarlyStop(config.early_stop_accuracy, config.early_stop_evals)
   try:
     while step < min(stop_at, config.num_steps):
       micro = []
@@ -117,7 +131,9 @@ def train(config, workdir) -> dict:
       if val_ds is not None and step % config.eval_every == 0:
         result = evaluate(eval_loss, state.params, val_ds, mesh, config.eval_batches)
         writer.write(step, result)
+        progress.evaluation(step, result)
         last.update(result)
+        evaluated = result
         if stopper.done(result["eval_accuracy"]):
           if pending is not None:
             last.update(log(pending))
@@ -130,10 +146,14 @@ def train(config, workdir) -> dict:
           break
     if pending is not None:
       last = log(pending)
+  except FloatingPointError as err:
+    raise FloatingPointError(f"{err}; {ckpt.after_nan()}") from None
   finally:
     progress.close()
     ckpt.close()
     writer.close()
+  summary(workdir, (first, step), (step - first) * meter.tokens_per_step,
+          time.perf_counter() - start, last.get("loss"), evaluated.get("eval_loss"))
   return last
 
 
@@ -141,10 +161,7 @@ class _EarlyStop:
   """Counts consecutive validations with accuracy >= threshold; done() once `evals` did
   (evals == 0: never)."""
 
-  def __init__(self, threshold: float, evals: int):
-    if evals < 0 or not 0.0 <= threshold <= 1.0:
-      raise ValueError(f"early_stop_evals={evals} must be >= 0 and early_stop_accuracy="
-                       f"{threshold} in [0, 1]")
+  def __init__(self, threshold: float, evals: int):  # checked by RunConfig
     self.threshold, self.evals, self.count = threshold, evals, 0
 
   def done(self, accuracy: float) -> bool:
@@ -158,10 +175,10 @@ class _Throughput:
   """Tokens/s and MFU between logged steps, clocked when their losses are read: reading step
   N's loss waits for step N, so the clock measures finished steps, not dispatched ones."""
 
-  def __init__(self, step: int, config, model_cfg: ModelConfig):
+  def __init__(self, step: int, config: RunConfig, model_cfg: ModelConfig):
     self.step, self.time = step, time.perf_counter()
     self.tokens_per_step = (config.batch_size * config.seq_len
-                            * config.optimizer.get("grad_accum_steps", 1))
+                            * config.optimizer.grad_accum_steps)
     self.flops_per_token = train_flops_per_token(model_cfg, config.seq_len)
     peak = config.peak_tflops_per_device * 1e12 or peak_flops(jax.devices()[0],
                                                               model_cfg.dtype)
@@ -182,8 +199,7 @@ def _log(pending, writer, progress, schedule, meter: _Throughput, config) -> dic
   step, metrics = pending
   loss = float(metrics["loss"])
   if not math.isfinite(loss):
-    raise FloatingPointError(f"loss is {loss} at step {step}: stopping; the last checkpoint "
-                             "(written before this step) is intact")
+    raise FloatingPointError(f"loss is {loss} at step {step}: stopping")
   progress.update(step, loss)
   out = {"loss": loss, "accuracy": float(metrics["accuracy"]),
          "grad_norm": float(metrics["grad_norm"])}

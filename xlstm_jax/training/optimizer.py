@@ -32,7 +32,8 @@ class OptimizerConfig:
         raise ValueError(f"{name}={getattr(self, name)!r} must be >= 1")
     if not 0 <= self.warmup_steps <= self.num_steps:
       raise ValueError(f"warmup_steps={self.warmup_steps} must be in [0, num_steps="
-                       f"{self.num_steps}]")
+                       f"{self.num_steps}]: set --config.optimizer.warmup_steps to at most "
+                       f"{self.num_steps} (or raise --config.num_steps)")
     if self.learning_rate <= 0 or not 0 <= self.final_lr_ratio <= 1:
       raise ValueError(f"learning_rate={self.learning_rate} must be > 0 and final_lr_ratio="
                        f"{self.final_lr_ratio} in [0, 1]")

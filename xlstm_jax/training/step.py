@@ -2,7 +2,9 @@
 
 Parameters are initialised directly into their shardings (eval_shape -> logical axes ->
 NamedShardings -> jit(init, out_shardings)); the step is one `jax.jit` with in/out
-shardings and the state donated. The batch is sharded over the data-parallel mesh axes.
+shardings and the state donated. Every sharding comes from `sharding.LOGICAL_RULES`: the
+batch's ("batch", "seq"), and the model's activations through its logical constraints,
+active inside the step (`sharding.activation_sharding`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
 
 from xlstm_jax import sharding
 
@@ -43,8 +45,8 @@ def accuracy(logits, targets, mask=None):
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
-  """[B, T] arrays: batch over the data-parallel axes, time replicated."""
-  return NamedSharding(mesh, P(("data", "fsdp"), None))
+  """[B, T] arrays: the table's ("batch", "seq") (batch over the data-parallel axes)."""
+  return sharding.named_sharding(mesh, "batch", "seq")
 
 
 def abstract_train_state(model, tx: optax.GradientTransformation, mesh: Mesh, seq_len: int):
@@ -55,7 +57,7 @@ def abstract_train_state(model, tx: optax.GradientTransformation, mesh: Mesh, se
   params = nn.unbox(boxed)
   abstract = TrainState(jax.ShapeDtypeStruct((), jnp.int32), params,
                         jax.eval_shape(tx.init, params))
-  replicated = NamedSharding(mesh, P())
+  replicated = sharding.named_sharding(mesh)
   # Optimizer moments mirror the parameters; find each by shape-tree position.
   opt_shardings = optax.tree_map_params(tx, lambda _, s: s, abstract.opt_state,
                                         param_shardings, transform_non_params=lambda _: replicated)
@@ -85,7 +87,8 @@ def make_train_step(model, tx: optax.GradientTransformation, mesh: Mesh, state_s
   """
   def train_step(state: TrainState, batch):
     def loss_fn(params):
-      logits = model.apply({"params": params}, batch["inputs"])
+      with sharding.activation_sharding(mesh):
+        logits = model.apply({"params": params}, batch["inputs"])
       mask = batch.get("mask")
       return cross_entropy(logits, batch["targets"], mask), accuracy(logits, batch["targets"],
                                                                      mask)
@@ -98,4 +101,4 @@ def make_train_step(model, tx: optax.GradientTransformation, mesh: Mesh, state_s
 
   data = batch_sharding(mesh)
   return jax.jit(train_step, in_shardings=(state_shardings, data),  # data: every batch array
-                 out_shardings=(state_shardings, NamedSharding(mesh, P())), donate_argnums=0)
+                 out_shardings=(state_shardings, sharding.named_sharding(mesh)), donate_argnums=0)
