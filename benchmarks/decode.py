@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from xlstm_jax import presets
 from xlstm_jax.nn import LanguageModel, init_params
-from xlstm_jax.scaling import count_params
+from xlstm_jax.counting import count_params
 
 
 def decode(model, params, token, state, num_tokens: int):

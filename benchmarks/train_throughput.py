@@ -14,7 +14,7 @@ and the same weight-decay split), float32, same batch and context. Target: ours 
 
 GPU mode (`--gpu`): tokens/s and MFU of paper-size presets at context 2048, bfloat16
 compute with float32 parameters; MFU = train_flops_per_token * tokens/s / (datasheet
-bfloat16 peak * devices) (xlstm_jax/scaling/flops.py). Target: MFU >= 40% for the
+bfloat16 peak * devices) (xlstm_jax/counting/flops.py). Target: MFU >= 40% for the
 350M xLSTM[1:0] with the Pallas kernels (published small-model MFUs of JAX codebases are
 35-42%). An out-of-memory model is reported, not fatal.
 
@@ -41,7 +41,7 @@ import numpy as np
 from xlstm_jax import presets, sharding
 from xlstm_jax.convert.torch_xlstm import config_from_torch_xlstm
 from xlstm_jax.nn import LanguageModel
-from xlstm_jax.scaling import count_params, peak_flops, train_flops_per_token
+from xlstm_jax.counting import count_params, peak_flops, train_flops_per_token
 from xlstm_jax.training.optimizer import OptimizerConfig, make_optimizer
 from xlstm_jax.training.step import batch_sharding, init_train_state, make_train_step
 

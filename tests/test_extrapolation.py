@@ -21,7 +21,7 @@ from xlstm_jax.evaluation import (document_stream, extrapolation_curve, max_fact
                                   packed_stream, text_samples, token_losses)
 from xlstm_jax.evaluation import plots
 from xlstm_jax.nn import LanguageModel, init_params
-from xlstm_jax.training.evaluate import evaluate_workdir
+from xlstm_jax.evaluation.workdir import evaluate_workdir
 
 V = 61  # small vocabulary of the tiny real models
 

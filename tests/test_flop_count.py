@@ -1,12 +1,12 @@
-"""FLOPs counted from the jaxpr (scaling/count.py) against counts written out by hand."""
+"""FLOPs counted from the jaxpr (counting/count.py) against counts written out by hand."""
 
 import jax
 import jax.numpy as jnp
 import pytest
 
 from xlstm_jax import ops, presets
-from xlstm_jax.scaling.count import FlopCount, count_flops, model_flops
-from xlstm_jax.scaling.flops import matmul_params
+from xlstm_jax.counting.count import FlopCount, count_flops, model_flops
+from xlstm_jax.counting.flops import matmul_params
 
 
 def S(*shape):

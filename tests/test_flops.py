@@ -5,8 +5,8 @@ import types
 import pytest
 
 from xlstm_jax import presets
-from xlstm_jax.scaling import count_params, peak_flops, train_flops_per_token
-from xlstm_jax.scaling.flops import matmul_params, mixing_flops_per_token
+from xlstm_jax.counting import count_params, peak_flops, train_flops_per_token
+from xlstm_jax.counting.flops import matmul_params, mixing_flops_per_token
 
 
 def test_llama_is_6n_plus_causal_attention():

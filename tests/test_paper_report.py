@@ -10,7 +10,7 @@ import pytest
 from test_task_runs import _config
 from test_train_entry import ROOT
 from xlstm_jax.evaluation import paper
-from xlstm_jax.evaluation.paper import Run
+from xlstm_jax.evaluation.paper_runs import Run
 from xlstm_jax.evaluation.paper_report import write_report
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from xlstm_jax import presets
 from xlstm_jax.nn import ModelConfig, slstm_positions
-from xlstm_jax.scaling import count_params
+from xlstm_jax.counting import count_params
 
 REFERENCE = json.loads(
     (pathlib.Path(__file__).parent / "fixtures" / "param_counts_reference.json").read_text())

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from xlstm_jax.scaling import fit as F
+from xlstm_jax.scaling import fit_report
 
 CHINCHILLA = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 GAMMA = {"E": 1.69, "A": 100.0, "B": 120.0, "alpha": 0.34, "beta": 0.28, "gamma": 1.3}
@@ -147,7 +148,7 @@ def test_cli_fits_each_family_and_writes_json_and_plots(tmp_path, capsys):
   llama = {"arch": "llama", "blocks": "lll"}  # as sweep.py writes it: the family is the arch
   results = _write(tmp_path / "results.jsonl", _rows("xlstm", 1.0, 0) + _rows(llama, 1.04, 1))
   out = tmp_path / "out"
-  F.main(["--results", results, "--out", str(out), "--bootstrap", "4", "--seed", "3"])
+  fit_report.main(["--results", results, "--out", str(out), "--bootstrap", "4", "--seed", "3"])
   printed = capsys.readouterr().out
   assert "xlstm chinchilla" in printed and "llama isoflop" in printed and "+-" in printed
   fit = json.loads((out / "fit.json").read_text())
@@ -162,7 +163,7 @@ def test_cli_fits_each_family_and_writes_json_and_plots(tmp_path, capsys):
   for png in ("loss_vs_compute.png", "isoflop.png", "optimal_scaling.png"):
     assert (out / png).stat().st_size > 10_000
 
-  F.main(["--results", results, "--out", str(out), "--bootstrap", "0", "--family", "llama"])
+  fit_report.main(["--results", results, "--out", str(out), "--bootstrap", "0", "--family", "llama"])
   one = json.loads((out / "fit.json").read_text())
   assert set(one) == {"chinchilla", "parametric", "isoflop"}  # one family: no nesting
   assert set(one["chinchilla"]) == {"E", "A", "B", "alpha", "beta", "huber", "runs"}
@@ -170,7 +171,7 @@ def test_cli_fits_each_family_and_writes_json_and_plots(tmp_path, capsys):
 
 def test_cli_help_explains(capsys):
   with pytest.raises(SystemExit) as e:
-    F.main(["--help"])
+    fit_report.main(["--help"])
   assert e.value.code == 0
   text = capsys.readouterr().out
   assert "IsoFLOP" in text and "--bootstrap" in text and "fit.json" in text
@@ -222,7 +223,7 @@ def test_errors_for_missing_file_and_too_few_runs(tmp_path, capsys):
                       (["--results", results], "family 'xlstm' .4 runs.: .*at least 6"),
                       (["--results", results, "--family", "llama"], "results hold \\['xlstm'\\]")):
     with pytest.raises(SystemExit) as e:
-      F.main(argv + ["--out", str(tmp_path / "o")])
+      fit_report.main(argv + ["--out", str(tmp_path / "o")])
     assert e.value.code == 2
     assert re.search(match, capsys.readouterr().err), match
 

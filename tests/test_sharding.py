@@ -18,7 +18,7 @@ from xlstm_jax.convert import load_hf, save_hf
 from xlstm_jax.generation import generate
 from xlstm_jax.nn import LanguageModel, ModelConfig, init_params
 from xlstm_jax.nn.lm import PADDED_LOGIT
-from xlstm_jax.scaling import count_params
+from xlstm_jax.counting import count_params
 from xlstm_jax.training import (OptimizerConfig, abstract_train_state, batch_sharding,
                                 cross_entropy, init_train_state, make_optimizer, make_train_step)
 

@@ -8,7 +8,7 @@ import pytest
 
 from test_train_entry import ROOT, checkpoint_steps
 from xlstm_jax import presets
-from xlstm_jax.scaling import count_params, train_flops_per_token
+from xlstm_jax.counting import count_params, train_flops_per_token
 from xlstm_jax.scaling import sweep as sw
 
 TINY = """
@@ -98,7 +98,7 @@ def test_failed_runs_are_named_and_exit_nonzero(tmp_path, capsys):
                         "'runs': [{'model.igate': 'tanh', 'num_steps': 1}]}\n")
   with pytest.raises(SystemExit, match=r"1 of 1 runs failed \(see their run.log\): igate=tanh"):
     sw.main([str(sweep_file), f"--root={tmp_path / 'r'}"])
-  assert "igate=tanh: train.py failed, see" in capsys.readouterr().out
+  assert "igate=tanh: xlstm_jax.train failed, see" in capsys.readouterr().out
   assert (tmp_path / "r" / "results.jsonl").read_text() == ""
   assert "igate='tanh'" in (tmp_path / "r" / "igate=tanh" / "run.log").read_text()
 

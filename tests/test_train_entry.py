@@ -140,7 +140,7 @@ def test_gradient_accumulation_counts_optimizer_steps(tmp_path):
   import jax  # noqa: PLC0415
   import ml_collections  # noqa: PLC0415
   import numpy as np  # noqa: PLC0415
-  from xlstm_jax.training.evaluate import restore_model  # noqa: PLC0415
+  from xlstm_jax.training.restore import restore_model  # noqa: PLC0415
   runs = {"accum": ["--config.batch_size=8", "--config.optimizer.grad_accum_steps=2"],
           "full": ["--config.batch_size=16"], "half": ["--config.batch_size=8"]}
   params = {}

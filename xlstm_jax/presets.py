@@ -112,7 +112,7 @@ def synthetic_model_dict(family: str, vocab_size: int, embedding_dim: int = 64,
 def param_count_table(paper: dict[str, float] | None = None) -> str:
   """Markdown table of every non-tiny preset's parameter count, counted from the built
   model; `paper` (preset -> count) adds the paper's figure and the relative difference."""
-  from xlstm_jax.scaling.params import count_params  # noqa: PLC0415 (keeps import light)
+  from xlstm_jax.counting.params import count_params  # noqa: PLC0415 (keeps import light)
   paper = paper or {}
   rows = ["| preset | arch | E | blocks | sLSTM at | parameters | paper | difference |",
           "|---|---|---|---|---|---:|---:|---:|"]

@@ -1,10 +1,10 @@
 """The tiny CPU scaling ladder: 5 sizes x 3 compute budgets, xLSTM[1:0] and Llama (IsoFLOP).
 
   python -m xlstm_jax.scaling.sweep configs/sweeps/ladder.py --root=runs/ladder
-  python -m xlstm_jax.scaling.fit --results=runs/ladder/results.jsonl --out=runs/ladder/fit
+  python -m xlstm_jax.scaling.fit_report --results=runs/ladder/results.jsonl --out=runs/ladder/fit
 
 Each budget C is spent by every size N: num_steps = C / (F x batch x seq_len), with F
-the training FLOPs per token by the 6 N estimate (scaling/flops.py train_flops_per_token),
+the training FLOPs per token by the 6 N estimate (counting/flops.py train_flops_per_token),
 so the runs of a budget form an IsoFLOP set (each result carries its "budget", which the fit
 groups by; the "flops" column is the count from the jaxpr). The cosine schedule spans each
 run's own steps (Chinchilla's lesson: a schedule longer than the run biases the loss).
@@ -12,7 +12,7 @@ Byte-level default corpus, batch 16 x 64 tokens.
 """
 
 from xlstm_jax import presets
-from xlstm_jax.scaling import train_flops_per_token
+from xlstm_jax.counting import train_flops_per_token
 
 SIZES = ((32, 2), (48, 2), (64, 2), (64, 4), (96, 4))   # (embedding_dim, num_blocks)
 BUDGETS = (2e11, 6e11, 2e12)                              # training FLOPs (6 N estimate)

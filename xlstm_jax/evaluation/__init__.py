@@ -9,7 +9,8 @@ extrapolation, text samples and their figures.
   xlstm_jax.evaluation.plots           plot_extrapolation, plot_extrapolation_models,
                                        plot_length_accuracy (PNG; import it by name: it loads
                                        matplotlib, which training never needs)
-The validation loss/perplexity of a run lives in xlstm_jax.training.evaluate (eval.py).
+  xlstm_jax.evaluation.workdir         evaluate_workdir, report_lines, validation_stream: a run's
+                                       workdir evaluated (python -m xlstm_jax.eval)
 """
 
 from xlstm_jax.evaluation.extrapolation import (DEFAULT_FACTORS, check_factors,

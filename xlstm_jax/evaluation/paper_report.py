@@ -15,9 +15,9 @@ import platform
 import jax
 
 from xlstm_jax.evaluation import plots
-from xlstm_jax.evaluation.paper import LABELS, Run, load
+from xlstm_jax.evaluation.paper_runs import LABELS, Run, load
+from xlstm_jax.counting.params import count_params
 from xlstm_jax.nn import ModelConfig
-from xlstm_jax.scaling.params import count_params
 
 FINDINGS = {
     "formal": "Parity and modular arithmetic: models with sLSTM blocks (xLSTM[0:1], xLSTM[1:1]) "

@@ -15,6 +15,8 @@ import pathlib
 
 from matplotlib.figure import Figure
 
+from xlstm_jax.plotting import save_figure
+
 
 def _by_int_key(d: dict) -> list[tuple[int, object]]:
   """Items of a dict whose keys are ints or their JSON strings, in numeric order."""
@@ -24,13 +26,6 @@ def _by_int_key(d: dict) -> list[tuple[int, object]]:
 def _positions(context: int, buckets: int) -> list[float]:
   """Bucket midpoints in tokens: bucket b spans positions [b*C, (b+1)*C)."""
   return [(b + 0.5) * context for b in range(buckets)]
-
-
-def _save(fig: Figure, path) -> pathlib.Path:
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(path, dpi=120)
-  return path
 
 
 def plot_extrapolation(result: dict, path, log_x: bool = True,
@@ -56,7 +51,7 @@ def plot_extrapolation(result: dict, path, log_x: bool = True,
   ax.set_title(title or f"length extrapolation, trained at context {C}")
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
-  return _save(fig, path)
+  return save_figure(fig, path)
 
 
 def plot_extrapolation_models(results: dict[str, dict], path, factor: int | None = None,
@@ -88,7 +83,7 @@ def plot_extrapolation_models(results: dict[str, dict], path, factor: int | None
   ax.set_title(title or f"perplexity at {factor}x the training context")
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
-  return _save(fig, path)
+  return save_figure(fig, path)
 
 
 def plot_length_accuracy(results: dict[str, dict], path, title: str | None = None,
@@ -120,4 +115,4 @@ def plot_length_accuracy(results: dict[str, dict], path, title: str | None = Non
   ax.set_title(title or "accuracy per test length")
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
-  return _save(fig, path)
+  return save_figure(fig, path)

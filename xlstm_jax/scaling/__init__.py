@@ -1,16 +1,11 @@
-"""Scaling-law tools: parameter and FLOP counting of model configs, sweeps, fits.
+"""Scaling laws: sweeps and fits (parameter and FLOP counting is xlstm_jax.counting).
 
-  count_params(cfg)                   exact parameter count (no allocation)
-  train_flops_per_token(cfg, seq_len) model FLOPs per training token (6 N + mixing), for MFU
-  peak_flops(device, dtype)           datasheet peak FLOP/s of an accelerator (None: unknown)
-  xlstm_jax.scaling.count             FLOPs counted from the jaxpr (model_flops, count_flops)
-  xlstm_jax.scaling.sweep             the sweep runner (CLI: python -m xlstm_jax.scaling.sweep)
-  xlstm_jax.scaling.fit               L(N, D) and IsoFLOP fits with bootstrap (CLI: python -m
-                                      xlstm_jax.scaling.fit); fit_plots: summary and PNGs
+  xlstm_jax.scaling.sweep             a sweep's runs (CLI: python -m xlstm_jax.scaling.sweep;
+                                      runs them through xlstm_jax.experiments.runner)
+  xlstm_jax.scaling.fit               L(N, D) and IsoFLOP fits with bootstrap (pure)
+  xlstm_jax.scaling.fit_plots         the fits' PNGs (matplotlib)
+  xlstm_jax.scaling.fit_report        the fit's summary and CLI (python -m
+                                      xlstm_jax.scaling.fit_report)
+  xlstm_jax.scaling.ablation_report   the ablation sweep's table and plots
 The submodules are imported by name (the fits load scipy, the plots matplotlib).
 """
-
-from xlstm_jax.scaling.flops import peak_flops, train_flops_per_token
-from xlstm_jax.scaling.params import count_params
-
-__all__ = ["count_params", "peak_flops", "train_flops_per_token"]

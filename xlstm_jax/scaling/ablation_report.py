@@ -135,6 +135,8 @@ def plot_gating(rows: list[dict], path=None):
   """Horizontal bars: change against the default row, ours (seed range) and the paper's.
   Returns the matplotlib Figure (saved to `path` when given)."""
   from matplotlib.figure import Figure  # noqa: PLC0415 (plots only when asked)
+
+  from xlstm_jax.plotting import save_figure  # noqa: PLC0415
   fig = Figure(figsize=(8, 0.55 * len(rows) + 1.6), layout="constrained")
   ax = fig.subplots()
   y = np.arange(len(rows))
@@ -152,7 +154,7 @@ def plot_gating(rows: list[dict], path=None):
   ax.grid(axis="x", alpha=0.3)
   ax.legend(fontsize=8)
   if path is not None:
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
   return fig
 
 
@@ -160,6 +162,8 @@ def plot_components(rows: list[dict], path=None):
   """Horizontal bars: change of each one-factor ablation against the base. Returns the
   matplotlib Figure (saved to `path` when given)."""
   from matplotlib.figure import Figure  # noqa: PLC0415
+
+  from xlstm_jax.plotting import save_figure  # noqa: PLC0415
   fig = Figure(figsize=(8, 0.45 * len(rows) + 1.4), layout="constrained")
   ax = fig.subplots()
   y = np.arange(len(rows))
@@ -172,7 +176,7 @@ def plot_components(rows: list[dict], path=None):
   ax.set_title("One-factor ablations of xlstm_tiny")
   ax.grid(axis="x", alpha=0.3)
   if path is not None:
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
   return fig
 
 

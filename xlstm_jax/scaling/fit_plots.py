@@ -21,14 +21,9 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from xlstm_jax.plotting import save_figure
+
 from xlstm_jax.scaling.fit import CHINCHILLA, PARAMETRIC, optimal_frontier
-
-
-def _save(fig: Figure, path) -> pathlib.Path:
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(path, dpi=120)
-  return path
 
 
 def _k(r: dict) -> float:
@@ -106,7 +101,7 @@ def plot_loss_vs_compute(runs: dict[str, dict], fits: dict[str, dict], path,
   ax.set_title(title or "loss vs compute, with the compute-optimal frontier")
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7)
-  return _save(fig, path)
+  return save_figure(fig, path)
 
 
 def plot_isoflop(runs: dict[str, dict], fits: dict[str, dict], path,
@@ -139,7 +134,7 @@ def plot_isoflop(runs: dict[str, dict], fits: dict[str, dict], path,
     ax.legend(fontsize=7)
   if title:
     fig.suptitle(title)
-  return _save(fig, path)
+  return save_figure(fig, path)
 
 
 def plot_optimal_scaling(runs: dict[str, dict], fits: dict[str, dict], path,
@@ -170,4 +165,4 @@ def plot_optimal_scaling(runs: dict[str, dict], fits: dict[str, dict], path,
   ax_d.set_title("D*(C) = c C^d")
   if title:
     fig.suptitle(title)
-  return _save(fig, path)
+  return save_figure(fig, path)

@@ -1,6 +1,7 @@
-"""Sweeps: a grid of train.py runs, run here one after another or on a Slurm cluster.
+"""Sweeps: a grid of training runs, run here (--jobs at a time) or on a Slurm cluster.
 
   python -m xlstm_jax.scaling.sweep configs/sweeps/ladder.py --root=runs/ladder          # run
+  python -m xlstm_jax.scaling.sweep configs/sweeps/ladder.py --root=runs/ladder --jobs=2
   python -m xlstm_jax.scaling.sweep configs/sweeps/ladder.py --root=runs/ladder --list   # plan
   python -m xlstm_jax.scaling.sweep configs/sweeps/ladder.py --root=runs/ladder --slurm
   python -m xlstm_jax.scaling.sweep configs/sweeps/ladder.py --root=runs/ladder --index=3
@@ -12,12 +13,14 @@ planned compute of an IsoFLOP set) is copied into its results; an optional "name
 list says which overrides name the runs (default: all). Each run gets its own workdir
 ROOT/<name>, the name spelled from its config argument and those overrides, so the same
 sweep always maps to the same directories: a run with a result.json is done and skipped,
-an interrupted one resumes from its checkpoint (train.py resumes), so running the sweep
-again finishes what is missing. `--slurm` writes
+an interrupted one resumes from its checkpoint, so running the sweep again finishes what
+is missing. Each run is `python -m xlstm_jax.train` then `python -m xlstm_jax.eval`
+(xlstm_jax.experiments.runner), from the current directory: config paths are relative to
+it. `--slurm` writes
 ROOT/sweep.sbatch, an array job whose task i runs `--index=i`; `--list` prints one command
 per run. Every finished run adds a line to ROOT/results.jsonl (rewritten from the
 result.json files): name, overrides, model (arch and block types), params (all and
-without the embedding), tokens, flops (counted from the jaxpr, scaling/count.py, and the
+without the embedding), tokens, flops (counted from the jaxpr, counting/count.py, and the
 6 N estimate) and the final validation loss.
 """
 
@@ -31,12 +34,10 @@ import math
 import os
 import pathlib
 import re
-import subprocess
 import sys
 import tempfile
 
-ROOT_DIR = pathlib.Path(__file__).resolve().parents[2]
-
+from xlstm_jax.experiments import runner
 
 def grid(**axes) -> list[dict]:
   """Every combination of the axes' values: grid(a=[1, 2], b=[3]) -> [{a:1,b:3}, {a:2,b:3}]."""
@@ -63,11 +64,7 @@ def load_sweep(path) -> dict:
     raise ValueError(f"sweep file {path} does not exist")
   spec = importlib.util.spec_from_file_location(f"sweep_{path.stem}", path)
   module = importlib.util.module_from_spec(spec)
-  sys.path.insert(0, str(ROOT_DIR))  # sweep files may import configs.*
-  try:
-    spec.loader.exec_module(module)
-  finally:
-    sys.path.remove(str(ROOT_DIR))
+  spec.loader.exec_module(module)
   sweep = module.get_sweep()
   if not isinstance(sweep, dict) or not {"config", "runs"} <= set(sweep) <= {
       "config", "runs", "name_keys"}:
@@ -96,27 +93,11 @@ def _flag(key: str, value) -> str:
   return f"--config.{key}={value}"
 
 
-def train_and_eval(workdir: pathlib.Path, config: str, flags: list[str],
-                   eval_flags: list[str] = ()) -> str | None:
-  """train.py (resuming if the workdir has checkpoints) then eval.py, logging to
-  WORKDIR/run.log; None on success, else the failing step and where its log is."""
-  workdir.mkdir(parents=True, exist_ok=True)
-  with open(workdir / "run.log", "a") as log:
-    for cmd in ([sys.executable, "train.py", f"--config={config}", f"--workdir={workdir}",
-                 *flags],
-                [sys.executable, "eval.py", f"--workdir={workdir}", *eval_flags]):
-      log.write(f"$ {' '.join(cmd)}\n")
-      log.flush()
-      if subprocess.run(cmd, cwd=ROOT_DIR, stdout=log, stderr=subprocess.STDOUT).returncode:
-        return f"{pathlib.Path(cmd[1]).name} failed, see {workdir / 'run.log'}"
-  return None
-
-
 def result_of(workdir: pathlib.Path, name: str, overrides: dict) -> dict:
   """The results.jsonl line of a finished run, from its config.json and eval.json."""
   from xlstm_jax.nn import ModelConfig  # noqa: PLC0415 (listing a sweep needs no jax)
-  from xlstm_jax.scaling import count_params, train_flops_per_token  # noqa: PLC0415
-  from xlstm_jax.scaling.count import model_flops  # noqa: PLC0415
+  from xlstm_jax.counting import count_params, train_flops_per_token  # noqa: PLC0415
+  from xlstm_jax.counting.count import model_flops  # noqa: PLC0415
   config = json.loads((workdir / "config.json").read_text())
   evaluation = json.loads((workdir / "eval.json").read_text())
   cfg = ModelConfig.from_dict(config["model"])
@@ -134,7 +115,7 @@ def result_of(workdir: pathlib.Path, name: str, overrides: dict) -> dict:
 
 
 def run_one(sweep: dict, index: int, root: pathlib.Path, eval_batches: int = 0) -> str:
-  """Runs sweep run `index` unless done; a status line."""
+  """Runs sweep run `index` unless done (`runner.train_and_eval`); a status line."""
   if not 0 <= index < len(sweep["runs"]):
     raise ValueError(f"--index={index} is outside the sweep's {len(sweep['runs'])} runs")
   run = sweep["runs"][index]
@@ -142,7 +123,7 @@ def run_one(sweep: dict, index: int, root: pathlib.Path, eval_batches: int = 0) 
   if (workdir / "result.json").is_file():
     return f"{run['name']}: done before"
   eval_flags = [f"--batches={eval_batches}"] if eval_batches else []
-  error = train_and_eval(workdir, run["config"],
+  error = runner.train_and_eval(workdir, run["config"],
                          [_flag(k, v) for k, v in run["overrides"].items()], eval_flags)
   if error:
     return f"{run['name']}: {error}"
@@ -168,18 +149,13 @@ def collect(sweep: dict, root: pathlib.Path) -> pathlib.Path:
 
 
 def slurm_script(sweep_path, sweep: dict, root: pathlib.Path, eval_batches: int = 0) -> str:
-  """An sbatch array script: task i runs sweep run i (resources are left to the cluster)."""
-  n = len(sweep["runs"])
+  """An sbatch array script: task i runs sweep run i from the current directory (resources
+  are left to the cluster)."""
   extra = f" --eval_batches={eval_batches}" if eval_batches else ""
-  return "\n".join([
-      "#!/bin/bash",
-      f"#SBATCH --job-name=sweep-{pathlib.Path(sweep_path).stem}",
-      f"#SBATCH --array=0-{n - 1}",
-      f"#SBATCH --output={root}/slurm-%A_%a.out",
-      "# add your partition, GPUs and time limit here",
-      f"cd {ROOT_DIR}",
+  return runner.slurm_array_script(
+      f"sweep-{pathlib.Path(sweep_path).stem}", len(sweep["runs"]), root,
       f"{sys.executable} -m xlstm_jax.scaling.sweep {pathlib.Path(sweep_path).resolve()} "
-      f"--root={root} --index=$SLURM_ARRAY_TASK_ID{extra}", ""])
+      f"--root={root} --index=$SLURM_ARRAY_TASK_ID{extra}")
 
 
 def main(argv=None) -> None:
@@ -190,9 +166,12 @@ def main(argv=None) -> None:
   parser.add_argument("--list", action="store_true", help="print one command per run, run none")
   parser.add_argument("--slurm", action="store_true", help="write ROOT/sweep.sbatch, run none")
   parser.add_argument("--index", type=int, default=None, help="run only this run (0-based)")
+  parser.add_argument("--jobs", type=int, default=1, help="runs at the same time (local)")
   parser.add_argument("--eval_batches", type=int, default=0,
                       help="validation batches of the final eval (0: all)")
   args = parser.parse_args(argv)
+  if args.jobs < 1:
+    parser.error(f"--jobs={args.jobs} must be >= 1")
   try:
     sweep = load_sweep(args.sweep)
   except ValueError as err:
@@ -214,9 +193,10 @@ def main(argv=None) -> None:
   indices = range(len(runs)) if args.index is None else [args.index]
   width = int(math.log10(len(runs))) + 1
   failed = []
-  for done, i in enumerate(indices, start=1):
-    print(f"[{done:>{width}}/{len(indices)}] {run_one(sweep, i, root, args.eval_batches)}",
-          flush=True)
+  ended = runner.run_jobs(indices, lambda i: run_one(sweep, i, root, args.eval_batches),
+                          args.jobs)
+  for done, (i, status) in enumerate(ended, start=1):
+    print(f"[{done:>{width}}/{len(indices)}] {status}", flush=True)
     if not (root / runs[i]["name"] / "result.json").is_file():
       failed.append(runs[i]["name"])
     path = collect(sweep, root)   # after each run, so a stopped sweep leaves what it has

@@ -5,7 +5,8 @@
   optimizer                       AdamW, warmup + cosine, clipping, accumulation, decay mask
   step                            TrainState, loss, sharded init, the jitted train step
   data                            the run's tokenizer, sources and per-host batches
-  evaluate                        validation loss and perplexity
+  evaluate                        the in-loop validation loss and perplexity
+  restore                         restore_model: a run's model and parameters from its workdir
   checkpoint                      orbax checkpoints of the state and the data position
   metrics                         tensorboardX + metrics.jsonl, console progress
   distributed                     jax.distributed start-up from flags, environment or Slurm

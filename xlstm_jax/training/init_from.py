@@ -126,7 +126,7 @@ def load_params(config, state):
   if kind == "hf":
     _, params = convert.load_hf(path, **execution)
   else:
-    from xlstm_jax.training.evaluate import restore_model  # noqa: PLC0415 (evaluate imports us)
+    from xlstm_jax.training.restore import restore_model  # noqa: PLC0415 (workdirs only)
     source = ml_collections.ConfigDict(json.loads((path / "config.json").read_text()))
     for k, v in execution.items():
       if k not in _WORKDIR_FIXED:

@@ -25,9 +25,9 @@ import time
 import jax
 
 from xlstm_jax import sharding
+from xlstm_jax.counting import peak_flops, train_flops_per_token
 from xlstm_jax.data import load_tokenizer
 from xlstm_jax.nn import LanguageModel, ModelConfig
-from xlstm_jax.scaling import peak_flops, train_flops_per_token
 from xlstm_jax.training.checkpoint import Checkpointer
 from xlstm_jax.training.config import RunConfig, run_config
 from xlstm_jax.training.console import Progress, summary

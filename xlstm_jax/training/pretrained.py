@@ -89,7 +89,7 @@ def load_pretrained(path, tokenizer: str | None = None, **overrides) -> Pretrain
       eos_ids = (tok.eos_id,)
     _check_vocab(tok, model.cfg.vocab_size, path)
     return Pretrained(model, params, tok, eos_ids, pad_id, kind, path)
-  from xlstm_jax.training.evaluate import restore_model  # noqa: PLC0415 (workdirs only)
+  from xlstm_jax.training.restore import restore_model  # noqa: PLC0415 (workdirs only)
   config = ml_collections.ConfigDict(json.loads((path / "config.json").read_text()))
   if tokenizer is not None and tokenizer != config.data.get("tokenizer"):
     raise ValueError(f"tokenizer={tokenizer!r} contradicts the run's data.tokenizer="

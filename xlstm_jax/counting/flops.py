@@ -20,7 +20,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from xlstm_jax.nn.config import ModelConfig
-from xlstm_jax.scaling.params import count_params
+from xlstm_jax.counting.params import count_params
 
 # Dense peak FLOP/s per device (vendor datasheets), by a substring of `device_kind`.
 # bfloat16 tensor-core peaks; float32 matmuls on GPU run as TF32 by default in XLA.

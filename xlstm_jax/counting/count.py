@@ -3,7 +3,7 @@
   c = count_flops(fn, *abstract_args)        # FlopCount(matmul, elementwise, transcendental)
   per_token = model_flops(cfg, seq_len)      # one training token of the model as configured
 
-The 6 N rule (scaling/flops.py, used for MFU) assumes every parameter does one multiply-add
+The 6 N rule (counting/flops.py, used for MFU) assumes every parameter does one multiply-add
 per token and adds an idealised sequence-mixing term. Scaling-law fits need the cost of the
 form that actually runs: the mLSTM's parallel form is quadratic in T, the recurrent form
 spends ~6 dqk dv per token and head on its matrix memory, the chunkwise form sits between,

@@ -1,0 +1,57 @@
+"""The runs of the xLSTM paper's qualitative experiments at CPU size (pure data: no jax, no
+running): each table's runs with their configs and flags (`experiments`), the model labels
+and a finished run's results (`load`). evaluation/paper.py runs them, paper_report.py reports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+
+FORMAL_FAMILIES = ("slstm", "xlstm11", "mlstm", "llama")
+LABELS = {"slstm": "xLSTM[0:1]", "xlstm11": "xLSTM[1:1]", "mlstm": "xLSTM[1:0]",
+          "llama": "Llama", "lstm": "LSTM", "xlstm": "xLSTM[3:1]"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  table: str
+  name: str
+  config: str                       # configs/<file>[:options], relative to the repo root
+  overrides: tuple[str, ...] = ()   # extra train.py flags
+  eval_args: tuple[str, ...] = ()   # extra eval.py flags
+
+
+def experiments() -> dict[str, list[Run]]:
+  """Every run of every table, with its CPU-sized settings."""
+  formal = [Run("formal", f"{task}_{m}", f"configs/formal.py:task={task},model={m}")
+            for task in ("parity", "modular_arithmetic") for m in FORMAL_FAMILIES]
+  mqar = [Run("mqar", m, f"configs/mqar.py:model={m},context=64,pairs=8",
+              ("--config.num_steps=3000",)) for m in ("xlstm11", "lstm", "mlstm", "llama")]
+  nomix = ("--config.model.memory_mixing=False",)   # no recurrent R: gates see the input only
+  revision = [Run("revision", f"{m}_{g}{tag}", f"configs/revision.py:model={m},igate={g}",
+                  ("--config.num_steps=3000", *extra))
+              for m, g, tag, extra in (("mlstm", "exp", "", ()), ("mlstm", "sigmoid", "", ()),
+                                       ("slstm", "exp", "", ()), ("lstm", "sigmoid", "", ()),
+                                       ("slstm", "exp", "_nomix", nomix),
+                                       ("lstm", "sigmoid", "_nomix", nomix))]
+  revision += [Run("revision", f"{m}_{g}_nomix_levels64",
+                   f"configs/revision.py:model={m},igate={g},levels=64",
+                   ("--config.num_steps=3000", *nomix))
+               for m, g in (("slstm", "exp"), ("lstm", "sigmoid"))]
+  text = ("--config.num_steps=1500", "--config.seq_len=64", "--config.eval_every=500")
+  extrapolation = [Run("extrapolation", name, f"configs/default.py:{preset}", text,
+                       ("--extrapolate=1,2,4,8,16",))
+                   for name, preset in (("xlstm", "xlstm_tiny"), ("llama", "llama_tiny"))]
+  return {"revision": revision, "mqar": mqar, "extrapolation": extrapolation,
+          "formal": formal}
+
+
+def load(runs_dir: pathlib.Path, run: Run) -> dict | None:
+  """{"eval", "config"} of a finished run, or None."""
+  workdir = runs_dir / run.table / run.name
+  if not (workdir / "eval.json").is_file():
+    return None
+  return {"eval": json.loads((workdir / "eval.json").read_text()),
+          "config": json.loads((workdir / "config.json").read_text())}
