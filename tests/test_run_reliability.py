@@ -2,13 +2,10 @@
 and summary, the NaN stop's verdict, and messages of refused runs (which leave no workdir)."""
 
 import json
-import signal
-import subprocess
-import time
 
 import pytest
 
-from test_train_entry import checkpoint_steps, env, metrics, train, train_cmd
+from test_train_entry import checkpoint_steps, kill_after_checkpoint, metrics, train
 
 
 def _train_rows(workdir):
@@ -25,14 +22,7 @@ def test_kill_fallback_resume_log_each_step_once(tmp_path):
   assert "done: steps 1-12 (12 run, " in straight.stderr
   assert "checkpoints " in straight.stderr and "metrics.jsonl" in straight.stderr
   run = tmp_path / "run"
-  proc = subprocess.Popen(train_cmd(run, *steps), env=env(), stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
-  deadline = time.time() + 300
-  while not (run / "checkpoints" / "9").is_dir() and time.time() < deadline:
-    time.sleep(0.05)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-  saved = checkpoint_steps(run)
+  saved = kill_after_checkpoint(run, 9, *steps)
   assert len(saved) >= 2 and saved[-1] < 12, saved
   # Garble the newest checkpoint: the rerun must fall back to the one before it.
   for f in (run / "checkpoints" / str(saved[-1]) / "state").rglob("*"):

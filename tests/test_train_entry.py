@@ -38,6 +38,20 @@ def train(workdir, *overrides, devices=1, ok=True, config="default.py"):
   return result
 
 
+def kill_after_checkpoint(workdir, step, *overrides):
+  """Starts train.py, SIGKILLs it once checkpoint `step` exists (or after 300 s), and
+  returns the checkpoint steps it left."""
+  proc = subprocess.Popen(train_cmd(workdir, *overrides), env=env(), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  while not (pathlib.Path(workdir) / "checkpoints" / str(step)).is_dir() and \
+      time.time() < deadline:
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  return checkpoint_steps(workdir)
+
+
 def checkpoint_steps(workdir):
   return sorted(int(p.name) for p in (pathlib.Path(workdir) / "checkpoints").iterdir()
                 if p.name.isdigit())
@@ -70,14 +84,7 @@ def test_sigkill_then_resume_gives_the_same_curve(tmp_path):
   steps = ["--config.num_steps=24", "--config.checkpoint_every=6", "--config.eval_every=0"]
   train(tmp_path / "straight", *steps)
   killed_dir = tmp_path / "killed"
-  proc = subprocess.Popen(train_cmd(killed_dir, *steps), env=env(), stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
-  deadline = time.time() + 300
-  while not (killed_dir / "checkpoints" / "6").is_dir() and time.time() < deadline:
-    time.sleep(0.05)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-  saved = checkpoint_steps(killed_dir)
+  saved = kill_after_checkpoint(killed_dir, 6, *steps)
   assert saved and saved[-1] < 24, f"the run was not interrupted (checkpoints {saved})"
   train(killed_dir, *steps)
   a, b = metrics(tmp_path / "straight"), metrics(killed_dir)
