@@ -18,6 +18,7 @@ from ml_collections import config_flags
 from xlstm_jax import cli
 from xlstm_jax.training import distributed
 from xlstm_jax.training.checkpoint import quiet_orbax_logs
+from xlstm_jax.training.config import run_config
 from xlstm_jax.training.init_from import resolve_config
 from xlstm_jax.training.loop import train
 from xlstm_jax.training.workdir_lock import WorkdirLocked
@@ -49,7 +50,8 @@ def main(argv):
   distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   overrides = config_flags.get_override_values(FLAGS["config"])  # init_from checks them
   try:
-    cli.run_or_exit(lambda: train(resolve_config(FLAGS.config, overrides), FLAGS.workdir))
+    cli.run_or_exit(lambda: train(run_config(resolve_config(FLAGS.config, overrides)),
+                                  FLAGS.workdir))
   except WorkdirLocked as err:  # another run writes there: one line, not a traceback
     raise SystemExit(f"error: {err}") from None
 
