@@ -22,13 +22,18 @@ import os
 import tempfile
 import time
 
-import grain
-import jax
-from absl import flags
-from train_throughput import jax_runner, random_tokens
+from xlstm_jax.hugepages import reexec_with_hugepages
 
-from xlstm_jax import presets
-from xlstm_jax.data import make_dataset, prepare
+if __name__ == "__main__":
+  reexec_with_hugepages()   # before jax loads: xlstm_jax/hugepages.py
+
+import grain  # noqa: E402
+import jax  # noqa: E402
+from absl import flags  # noqa: E402
+from train_throughput import jax_runner, random_tokens  # noqa: E402
+
+from xlstm_jax import presets  # noqa: E402
+from xlstm_jax.data import make_dataset, prepare  # noqa: E402
 
 
 def loader_batches_per_s(source, batch: int, workers: int, batches: int, warmup: int,

@@ -15,12 +15,17 @@ from __future__ import annotations
 import argparse
 import time
 
-import jax
-import jax.numpy as jnp
+from xlstm_jax.hugepages import reexec_with_hugepages
 
-from xlstm_jax import presets
-from xlstm_jax.nn import LanguageModel, init_params
-from xlstm_jax.counting import count_params
+if __name__ == "__main__":
+  reexec_with_hugepages()   # before jax loads: xlstm_jax/hugepages.py
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from xlstm_jax import presets  # noqa: E402
+from xlstm_jax.nn import LanguageModel, init_params  # noqa: E402
+from xlstm_jax.counting import count_params  # noqa: E402
 
 
 def decode(model, params, token, state, num_tokens: int):

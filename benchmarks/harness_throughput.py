@@ -16,15 +16,20 @@ import argparse
 import pathlib
 import time
 
-import jax
-import numpy as np
-from lm_eval.api.instance import Instance
+from xlstm_jax.hugepages import reexec_with_hugepages
 
-from xlstm_jax import presets
-from xlstm_jax.data.tokenizers import ByteTokenizer
-from xlstm_jax.evaluation.harness import XLSTMHarnessModel
-from xlstm_jax.nn import LanguageModel, init_params
-from xlstm_jax.training.pretrained import Pretrained
+if __name__ == "__main__":
+  reexec_with_hugepages()   # before jax loads: xlstm_jax/hugepages.py
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from lm_eval.api.instance import Instance  # noqa: E402
+
+from xlstm_jax import presets  # noqa: E402
+from xlstm_jax.data.tokenizers import ByteTokenizer  # noqa: E402
+from xlstm_jax.evaluation.harness import XLSTMHarnessModel  # noqa: E402
+from xlstm_jax.nn import LanguageModel, init_params  # noqa: E402
+from xlstm_jax.training.pretrained import Pretrained  # noqa: E402
 
 
 def random_model(preset: str) -> Pretrained:

@@ -14,12 +14,17 @@ import argparse
 import importlib.util
 import pathlib
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+from xlstm_jax.hugepages import reexec_with_hugepages
 
-from xlstm_jax import ops
-from timing import best_ms
+if __name__ == "__main__":
+  reexec_with_hugepages()   # before jax loads: xlstm_jax/hugepages.py
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from xlstm_jax import ops  # noqa: E402
+from timing import best_ms  # noqa: E402
 
 
 def _peer():

@@ -35,15 +35,22 @@ import os
 import statistics
 import time
 
-import jax
-import numpy as np
+from xlstm_jax.hugepages import describe, reexec_with_hugepages
 
-from xlstm_jax import presets, sharding
-from xlstm_jax.convert.torch_xlstm import config_from_torch_xlstm
-from xlstm_jax.nn import LanguageModel
-from xlstm_jax.counting import count_params, peak_flops, train_flops_per_token
-from xlstm_jax.training.optimizer import OptimizerConfig, make_optimizer
-from xlstm_jax.training.step import batch_sharding, init_train_state, make_train_step
+if __name__ == "__main__":
+  reexec_with_hugepages()   # both sides run with huge-page malloc: xlstm_jax/hugepages.py
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from xlstm_jax import presets, sharding  # noqa: E402
+from xlstm_jax.convert.torch_xlstm import config_from_torch_xlstm  # noqa: E402
+from xlstm_jax.nn import LanguageModel  # noqa: E402
+from xlstm_jax.counting import count_params, peak_flops, train_flops_per_token  # noqa: E402
+from xlstm_jax.counting.count import model_flops  # noqa: E402
+from xlstm_jax.training.optimizer import OptimizerConfig, make_optimizer  # noqa: E402
+from xlstm_jax.training.step import batch_sharding, init_train_state, make_train_step  # noqa: E402
 
 # AdamW hyperparameters shared by both sides (constant learning rate: no warmup, so the
 # torch side needs no scheduler; a schedule costs nothing measurable either way).
@@ -146,6 +153,26 @@ def measure(runners: dict, args) -> dict:
           for name, t in times.items()}
 
 
+def matmul_peak(torch_too: bool, n: int = 2048, repeats: int = 5) -> dict[str, float]:
+  """FLOP/s of a dense float32 [n, n] @ [n, n] matmul, best of `repeats`: the CPU's
+  practical peak, for jax (XLA:CPU) and, with `torch_too`, for torch."""
+  a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+  runs = {"jax": (lambda x: jax.block_until_ready(x @ x), jnp.asarray(a))}
+  if torch_too:
+    import torch  # noqa: PLC0415 (optional peer)
+    runs["torch"] = (lambda x: x @ x, torch.from_numpy(a))
+  peak = {}
+  for name, (matmul, x) in runs.items():
+    matmul(x)
+    times = []
+    for _ in range(repeats):
+      start = time.perf_counter()
+      matmul(x)
+      times.append(time.perf_counter() - start)
+    peak[name] = 2 * n**3 / min(times)
+  return peak
+
+
 def slstm_at(args) -> list[int]:
   return [int(i) for i in args.slstm_at.split(",") if i != ""]
 
@@ -178,11 +205,24 @@ def cpu_comparison(args) -> None:
     a, b = counts.values()
     print(f"WARNING: parameter counts differ by {a - b:+,} ({(a - b) / b:+.3%})")
   results = measure(runners, args)
+  peak = matmul_peak(torch_too=peer is not None)
+  practical = max(peak.values())
+  # Counted FLOPs (xlstm_jax/counting/count.py) of the computation each side runs: ours in
+  # its configured form, torch's mLSTM in the parallel form it implements.
+  per_token = {"xlstm_jax": model_flops(cfg, args.seq_len)["total"],
+               "torch xlstm": model_flops(cfg.replace(backend="parallel"),
+                                          args.seq_len)["total"]}
   print(f"\n{args.warmup} warm-up steps, then best (and median) of {args.repeats} runs of "
-        f"{args.steps} steps\n")
-  print(f"{'model':>12} | {'tokens/s':>9} | {'median':>9} | {'ms/step':>8} | loss first -> last")
+        f"{args.steps} steps; huge-page malloc {describe()}")
+  print("dense float32 2048^3 matmul: " + ", ".join(f"{n} {f / 1e9:.0f} GFLOP/s"
+                                                   for n, f in peak.items())
+        + "; % of peak = counted train-step FLOPs per second / the larger of these\n")
+  print(f"{'model':>12} | {'tokens/s':>9} | {'median':>9} | {'ms/step':>8} | {'MFLOP/tok':>9} | "
+        f"{'% peak':>6} | loss first -> last")
   for name, r in results.items():
+    frac = per_token[name] * r["best"] / practical
     print(f"{name:>12} | {r['best']:9.0f} | {r['median']:9.0f} | {r['step_ms']:8.1f} | "
+          f"{per_token[name] / 1e6:9.2f} | {frac:6.1%} | "
           f"{r['first_loss']:.3f} -> {r['last_loss']:.3f}")
   if len(results) == 2:
     ours, peer_r = results["xlstm_jax"], results["torch xlstm"]

@@ -50,14 +50,30 @@ def test_norms_match_numpy():
                              atol=1e-5)
 
 
-def test_headwise_linear_is_block_diagonal():
-  x = np.random.default_rng(2).normal(size=(2, 3, 12)).astype(np.float32)
-  y, p = init_apply(layers.HeadwiseLinear(num_heads=3, features=6), jnp.asarray(x))
-  w = np.asarray(p["kernel"])  # [3, 4, 2]
-  dense = np.zeros((12, 6), np.float32)
+@pytest.mark.parametrize("block", [4, layers.ELEMENTWISE_MAX_BLOCK + 1])  # both code paths
+def test_headwise_linear_is_block_diagonal(block):
+  x = np.random.default_rng(2).normal(size=(2, 3, 3 * block)).astype(np.float32)
+  module = layers.HeadwiseLinear(num_heads=3, features=6, use_bias=True)
+  y, p = init_apply(module, jnp.asarray(x))
+  w = np.asarray(p["kernel"])  # [3, block, 2]
+  dense = np.zeros((3 * block, 6), np.float32)
   for h in range(3):
-    dense[4 * h:4 * h + 4, 2 * h:2 * h + 2] = w[h]
-  np.testing.assert_allclose(y, x @ dense, rtol=1e-5, atol=1e-6)
+    dense[block * h:block * (h + 1), 2 * h:2 * h + 2] = w[h]
+  np.testing.assert_allclose(y, x @ dense + p["bias"], rtol=1e-5, atol=1e-6)
+  # gradients as the dense block-diagonal matmul's
+  loss = lambda params, x: (module.apply({"params": params}, x) ** 2).sum()
+  g_params, g_x = jax.grad(loss, argnums=(0, 1))(p, jnp.asarray(x))
+  dy = 2 * (x @ dense + p["bias"])
+  np.testing.assert_allclose(g_x, dy @ dense.T, rtol=1e-4, atol=1e-5)
+  g_dense = np.einsum("bti,bto->io", x, dy)
+  np.testing.assert_allclose(
+      g_params["kernel"], np.stack([g_dense[block * h:block * (h + 1), 2 * h:2 * h + 2]
+                                    for h in range(3)]), rtol=1e-4, atol=1e-4)
+  # bfloat16 compute stays close to the float32 result (accumulated in float32)
+  y16 = layers.HeadwiseLinear(num_heads=3, features=6, use_bias=True,
+                              dtype=jnp.bfloat16).apply({"params": p}, jnp.asarray(x))
+  assert y16.dtype == jnp.bfloat16
+  np.testing.assert_allclose(np.asarray(y16, np.float32), y, rtol=3e-2, atol=3e-2)
 
 
 def test_gated_ffn_is_swiglu():

@@ -14,14 +14,18 @@ training. Without --batches every validation batch is scored, so the loss differ
 in-training evaluation, which scores config.eval_batches of them.
 """
 
-import json
-import pathlib
-import sys
+if __name__ == "__main__":   # `python -m ...`: huge pages before jax loads
+  from xlstm_jax.hugepages import reexec_with_hugepages
+  reexec_with_hugepages()
 
-from absl import app, flags
-from absl import logging as absl_logging
+import json  # noqa: E402
+import pathlib  # noqa: E402
+import sys  # noqa: E402
 
-from xlstm_jax import cli
+from absl import app, flags  # noqa: E402
+from absl import logging as absl_logging  # noqa: E402
+
+from xlstm_jax import cli  # noqa: E402
 
 FLAGS = flags.FlagValues()   # its own: xlstm_jax.train and .eval share flag names
 flags.DEFINE_string("workdir", None, "the training run directory to evaluate", required=True,

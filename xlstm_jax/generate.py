@@ -5,7 +5,11 @@ do not import this module: importing `xlstm_jax.generate` as a module would repl
 function `xlstm_jax.generate` on the package.
 """
 
-from xlstm_jax.generation_cli import main
+if __name__ == "__main__":   # `python -m ...`: huge pages before jax loads
+  from xlstm_jax.hugepages import reexec_with_hugepages
+  reexec_with_hugepages()
+
+from xlstm_jax.generation_cli import main  # noqa: E402
 
 if __name__ == "__main__":
   main()

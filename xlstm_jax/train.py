@@ -11,17 +11,21 @@ resumes from its latest checkpoint. Multi-process: add --coordinator_address=HOS
 JAX_NUM_PROCESSES / JAX_PROCESS_ID; Slurm is detected).
 """
 
-from absl import app, flags
-from absl import logging as absl_logging
-from ml_collections import config_flags
+if __name__ == "__main__":   # `python -m ...`: huge pages before jax loads
+  from xlstm_jax.hugepages import reexec_with_hugepages
+  reexec_with_hugepages()
 
-from xlstm_jax import cli
-from xlstm_jax.training import distributed
-from xlstm_jax.training.checkpoint import quiet_orbax_logs
-from xlstm_jax.training.config import run_config
-from xlstm_jax.training.init_from import resolve_config
-from xlstm_jax.training.loop import train
-from xlstm_jax.training.workdir_lock import WorkdirLocked
+from absl import app, flags  # noqa: E402
+from absl import logging as absl_logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from xlstm_jax import cli  # noqa: E402
+from xlstm_jax.training import distributed  # noqa: E402
+from xlstm_jax.training.checkpoint import quiet_orbax_logs  # noqa: E402
+from xlstm_jax.training.config import run_config  # noqa: E402
+from xlstm_jax.training.init_from import resolve_config  # noqa: E402
+from xlstm_jax.training.loop import train  # noqa: E402
+from xlstm_jax.training.workdir_lock import WorkdirLocked  # noqa: E402
 
 FLAGS = flags.FlagValues()   # its own: xlstm_jax.train and .eval share flag names
 config_flags.DEFINE_config_file("config", None, "run config: file[:preset] (default: the "

@@ -28,14 +28,19 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-import jax
-import numpy as np
-from lm_eval.api.model import LM
-from lm_eval.api.registry import register_model
+from xlstm_jax.hugepages import reexec_with_hugepages
 
-from xlstm_jax.evaluation.scoring import bucket_length, token_logprobs
-from xlstm_jax.generation import generate
-from xlstm_jax.training.pretrained import Pretrained, load_pretrained
+if __name__ == "__main__":
+  reexec_with_hugepages()   # before jax loads: xlstm_jax/hugepages.py
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from lm_eval.api.model import LM  # noqa: E402
+from lm_eval.api.registry import register_model  # noqa: E402
+
+from xlstm_jax.evaluation.scoring import bucket_length, token_logprobs  # noqa: E402
+from xlstm_jax.generation import generate  # noqa: E402
+from xlstm_jax.training.pretrained import Pretrained, load_pretrained  # noqa: E402
 
 DEFAULT_OUTPUT = "lm_eval_results"
 

@@ -7,6 +7,8 @@ Layouts follow the references (NX-AI `xlstm`, transformers' xLSTM) so weights co
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -91,10 +93,7 @@ class MLSTMBlock(nn.Module):
     proj = lambda name: layers.HeadwiseLinear(n_proj, kernel_init=layers.small_init(E),
                                               use_bias=cfg.use_bias, name=name, **kw)
     q, k, v = proj("q")(x_c), proj("k")(x_c), proj("v")(x_m)
-    gate_in = jnp.concatenate([q, k, v], axis=-1)
-    i = self._gate("igate", cfg.igate_mode, layers.constant_normal_init(cfg.igate_bias_init, 0.1),
-                   gate_in)
-    f = self._gate("fgate", cfg.fgate_mode, layers.linspace_init(3.0, 6.0), gate_in)
+    i, f = self._gates((q, k, v))
     h_cell, new_state["cell"] = run_mlstm_cell(cfg, q, k, v, i, f, state["cell"])
     h_norm = layers.MultiHeadNorm("layer", 1e-5, residual_scale=True, param_dtype=pdt,
                                   name="outnorm")(h_cell)
@@ -105,18 +104,55 @@ class MLSTMBlock(nn.Module):
     x = nn.with_logical_constraint(x + y.astype(x.dtype), ("batch", "seq", "act_embed"))
     return x, new_state
 
-  def _gate(self, name: str, mode: str, bias_init, gate_in):
-    """A gate's pre-activations [B, T, H]: learned (a linear map of [q, k, v] + bias), bias
-    (a learnable bias, the same at every step) or fixed (that bias frozen at its init)."""
+  def _gates(self, parts):
+    """Input and forget gate pre-activations [B, T, H] from parts = (q, k, v). A gate is
+    learned (a linear map of the concatenation [q, k, v] + bias), bias (a learnable bias,
+    the same at every step) or fixed (that bias frozen at its init). The learned gates'
+    kernels sit side by side, [3 inner, 2 H], and multiply each part's rows of them: one
+    skinny matmul per part for both gates, and the concatenation is never built (7% of
+    the benchmark's CPU training step)."""
     cfg = self.cfg
     H = cfg.num_heads
-    if mode == "learned":
-      return layers.Dense(H, ("mlp", "heads"), nn.initializers.zeros, bias_init, use_bias=True,
-                          name=name, dtype=cfg.jnp_dtype, param_dtype=cfg.jnp_param_dtype)(gate_in)
-    bias = layers.param(self, f"{name}_bias", bias_init, (H,), ("heads",), cfg.jnp_param_dtype)
-    if mode == "fixed":
-      bias = jax.lax.stop_gradient(bias)
-    return jnp.broadcast_to(bias.astype(cfg.jnp_dtype), (*gate_in.shape[:-1], H))
+    gates = {"igate": (cfg.igate_mode, layers.constant_normal_init(cfg.igate_bias_init, 0.1)),
+             "fgate": (cfg.fgate_mode, layers.linspace_init(3.0, 6.0))}
+    out, learned = {}, {}
+    for name, (mode, bias_init) in gates.items():
+      if mode == "learned":
+        learned[name] = _GateParams(H, bias_init, cfg.jnp_param_dtype, name=name)(
+            sum(x.shape[-1] for x in parts))
+        continue
+      bias = layers.param(self, f"{name}_bias", bias_init, (H,), ("heads",), cfg.jnp_param_dtype)
+      if mode == "fixed":
+        bias = jax.lax.stop_gradient(bias)
+      out[name] = jnp.broadcast_to(bias.astype(cfg.jnp_dtype), (*parts[0].shape[:-1], H))
+    if learned:
+      dt = cfg.jnp_dtype
+      w = jnp.concatenate([w for w, _ in learned.values()], axis=-1).astype(dt)
+      pre = jnp.concatenate([b for _, b in learned.values()]).astype(dt)
+      row = 0
+      for x in parts:
+        pre = pre + jnp.dot(x.astype(dt), w[row:row + x.shape[-1]])
+        row += x.shape[-1]
+      out.update(zip(learned, jnp.split(pre, len(learned), axis=-1)))
+    return out["igate"], out["fgate"]
+
+
+class _GateParams(nn.Module):
+  """A learned gate's kernel [n_in, H] (zero init) and bias [H]: the parameters, names and
+  logical axes of layers.Dense(H, ("mlp", "heads"), use_bias=True), for MLSTMBlock._gates
+  to apply together with the other gate's."""
+
+  num_heads: int
+  bias_init: layers.Init
+  param_dtype: Any
+
+  @nn.compact
+  def __call__(self, n_in: int):
+    kernel = layers.param(self, "kernel", nn.initializers.zeros, (n_in, self.num_heads),
+                          ("mlp", "heads"), self.param_dtype)
+    bias = layers.param(self, "bias", self.bias_init, (self.num_heads,), ("heads",),
+                        self.param_dtype)
+    return kernel, bias
 
 
 class LargeBlock(nn.Module):
