@@ -2,6 +2,7 @@
 it sets the glibc tunable once and runs the same command, and that it stays out otherwise."""
 
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import pytest
 
 from xlstm_jax import hugepages
 
+ROOT = str(pathlib.Path(__file__).resolve().parents[1])
 ON = {"GLIBC_TUNABLES": hugepages.TUNABLE}
 
 
@@ -46,7 +48,7 @@ CHILD = ("import os, sys; from xlstm_jax.hugepages import reexec_with_hugepages;
 
 def run_child(**env_changes) -> list[str]:
   env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "XLSTM_HUGEPAGES")}
-  env.update(env_changes, PYTHONPATH=os.getcwd())
+  env.update(env_changes, PYTHONPATH=ROOT)
   out = subprocess.run([sys.executable, "-c", CHILD, "a", "--b=1"], env=env, check=True,
                        capture_output=True, text=True).stdout
   return out.splitlines()
@@ -68,3 +70,11 @@ def test_reexec_keeps_other_tunables_and_can_be_turned_off():
   assert lines[-1].endswith("glibc.malloc.arena_max=2"
                             + (":" + hugepages.TUNABLE if applies else ""))
   assert run_child(XLSTM_HUGEPAGES="0") == ["start", "args ['a', '--b=1'] tunables None"]
+
+
+def test_importing_it_loads_no_jax():
+  # the entry points call it before jax loads, so the re-exec costs only Python's start
+  script = "import sys, xlstm_jax.hugepages; print('jax' in sys.modules)"
+  out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       check=True, env={**os.environ, "PYTHONPATH": ROOT}).stdout
+  assert out.strip() == "False"

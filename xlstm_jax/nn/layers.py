@@ -222,7 +222,7 @@ class HeadwiseLinear(nn.Module):
       # float32): as an einsum, XLA makes it a batched dot of tiny blocks with transposes of
       # x around it, 4x slower in the benchmark's training step on CPU.
       acc = jnp.promote_types(self.dtype, jnp.float32)
-      xa, wa = xh.astype(acc), w.astype(acc)
+      xa, wa = xh.reshape(-1, H, n_in // H).astype(acc), w.astype(acc)
       y = sum(xa[..., i, None] * wa[:, i] for i in range(n_in // H)).astype(self.dtype)
     else:
       y = jnp.einsum("...hi,hio->...ho", xh, w.astype(self.dtype))
