@@ -51,6 +51,7 @@ from xlstm_jax.counting import count_params, peak_flops, train_flops_per_token  
 from xlstm_jax.counting.count import model_flops  # noqa: E402
 from xlstm_jax.training.optimizer import OptimizerConfig, make_optimizer  # noqa: E402
 from xlstm_jax.training.step import batch_sharding, init_train_state, make_train_step  # noqa: E402
+from timing import best_ms  # noqa: E402
 
 # AdamW hyperparameters shared by both sides (constant learning rate: no warmup, so the
 # torch side needs no scheduler; a schedule costs nothing measurable either way).
@@ -157,20 +158,12 @@ def matmul_peak(torch_too: bool, n: int = 2048, repeats: int = 5) -> dict[str, f
   """FLOP/s of a dense float32 [n, n] @ [n, n] matmul, best of `repeats`: the CPU's
   practical peak, for jax (XLA:CPU) and, with `torch_too`, for torch."""
   a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-  runs = {"jax": (lambda x: jax.block_until_ready(x @ x), jnp.asarray(a))}
+  inputs = {"jax": jnp.asarray(a)}
   if torch_too:
     import torch  # noqa: PLC0415 (optional peer)
-    runs["torch"] = (lambda x: x @ x, torch.from_numpy(a))
-  peak = {}
-  for name, (matmul, x) in runs.items():
-    matmul(x)
-    times = []
-    for _ in range(repeats):
-      start = time.perf_counter()
-      matmul(x)
-      times.append(time.perf_counter() - start)
-    peak[name] = 2 * n**3 / min(times)
-  return peak
+    inputs["torch"] = torch.from_numpy(a)
+  return {name: 2 * n**3 / (best_ms(lambda x: x @ x, (x,), repeats) / 1e3)
+          for name, x in inputs.items()}
 
 
 def slstm_at(args) -> list[int]:
