@@ -19,6 +19,7 @@ TINY = {
     "llama": dict(arch="llama", vocab_size=50, embedding_dim=32, num_blocks=2, num_heads=2,
                   ffn_act="silu", ffn_proj_factor=8 / 3),
 }
+TINY["llama_conv"] = dict(TINY["llama"], attn_conv_kernel_size=3)  # conv before q and k
 
 
 def tokens(seed=0, B=2, T=13, V=50):
@@ -49,7 +50,7 @@ def test_backends_agree_forward_and_grad(arch):
     assert_close(results[backend][1], results["recurrent"][1], 1e-4, f"{backend} grads")
 
 
-@pytest.mark.parametrize("arch", ["xlstm", "large", "llama"])
+@pytest.mark.parametrize("arch", ["xlstm", "large", "llama", "llama_conv"])
 def test_causal(arch):
   model, params = build(arch)
   toks = tokens()
@@ -62,7 +63,8 @@ def test_causal(arch):
 
 
 @pytest.mark.parametrize("arch, scan", [("xlstm", False), ("large", False), ("llama", False),
-                                        ("large", True), ("llama", True)])
+                                        ("large", True), ("llama", True), ("llama_conv", False),
+                                        ("llama_conv", True)])
 def test_state_passing_prefill_then_steps(arch, scan):
   model, params = build(arch, scan_blocks=scan)
   toks = tokens(T=12)
@@ -88,7 +90,7 @@ def test_none_state_is_the_empty_state():
   assert_close((a, state_a), (b, state_b), 1e-7, "None vs init_state")
 
 
-@pytest.mark.parametrize("arch", ["large", "llama"])
+@pytest.mark.parametrize("arch", ["large", "llama", "llama_conv"])
 def test_scan_equals_loop(arch):
   loop_model, params = build(arch)
   scan_model = LanguageModel(loop_model.cfg.replace(scan_blocks=True))
@@ -219,3 +221,23 @@ def test_pallas_backend_reaches_the_kernels():
   loss = lambda m: jax.jit(jax.value_and_grad(
       lambda p: jnp.mean(m.apply({"params": p}, toks) ** 2)))
   assert_close(loss(pallas)(params), loss(model)(params), 1e-4, "pallas vs chunkwise")
+
+
+def test_llama_conv_is_used_and_absent_by_default():
+  """attn_conv_kernel_size=K adds a [K, E] conv per block that changes the logits; 0 (the
+  default, the plain Llama) has no conv parameters at all."""
+  model, params = build("llama_conv")
+  toks = tokens()
+  assert params["stack"]["block_0"]["conv"]["kernel"].shape == (3, 32)
+  zeroed = dict(params, stack=dict(params["stack"]))
+  zeroed["stack"]["block_0"] = dict(params["stack"]["block_0"], conv=jax.tree.map(
+      jnp.zeros_like, params["stack"]["block_0"]["conv"]))
+  diff = model.apply({"params": zeroed}, toks) - model.apply({"params": params}, toks)
+  assert np.abs(np.asarray(diff)).max() > 1e-3
+  plain, _ = build("llama")
+  assert all("conv" not in blk for blk in init_params(plain, jax.random.key(0))["stack"].values())
+
+
+def test_llama_conv_kernel_size_is_checked():
+  with pytest.raises(ValueError, match="attn_conv_kernel_size=-1"):
+    ModelConfig(**{**TINY["llama"], "attn_conv_kernel_size": -1})

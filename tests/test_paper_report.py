@@ -44,8 +44,11 @@ def test_verdicts_follow_the_numbers(tmp_path):
     levels = 64 if run.name.endswith("levels64") else 8
     _fake_run(tmp_path, run, _config("revision", f"model={model},igate={gate},levels={levels}"),
               _task_result(revision_scores[run.name]))
-  for run, scaled in zip(tables["mqar"][:2], (0.9, 0.3)):     # xlstm11 0.9, lstm 0.3
-    _fake_run(tmp_path, run, _config("mqar", f"model={run.name}"), _task_result(scaled, (64,)))
+  mqar_scores = {"xlstm11": 0.9, "lstm": 0.3, "llama": 0.95}   # mlstm, llama_noconv not run
+  for run in tables["mqar"]:
+    if run.name in mqar_scores:
+      _fake_run(tmp_path, run, _config("mqar", f"model={run.name}"),
+                _task_result(mqar_scores[run.name], (64,)))
   text_config = _config("default", None)
   _fake_run(tmp_path, tables["extrapolation"][0], text_config,
             _extrapolation_result({1: 1.0, 2: 1.02, 4: 1.05, 8: 1.08, 16: 1.2}))
@@ -61,10 +64,21 @@ def test_verdicts_follow_the_numbers(tmp_path):
   assert ("- sLSTM vs LSTM, scalar memory with memory mixing: exponential 0.970, sigmoid "
           "0.600: **not reproduced**") in report
   assert "- xLSTM[1:0], matrix memory: exponential 0.950, sigmoid 0.200: **reproduced**" in report
-  assert "`mqar/mlstm`, `mqar/llama`" in report          # unfinished runs are named
+  assert "`mqar/mlstm`, `mqar/llama_noconv`" in report   # unfinished runs are named
   assert "| Llama (C=64) | 4.000 (1.00x) |" in report
   for png in ("revision.png", "extrapolation.png"):
     assert (tmp_path / "out" / png).stat().st_size > 1000 and f"({png})" in report
+
+
+def test_mqar_finding_needs_the_transformer_to_solve_it(tmp_path):
+  tables = {"mqar": paper.experiments()["mqar"]}
+  for run in tables["mqar"]:
+    scaled = {"xlstm11": 1.0, "lstm": 0.15, "llama": 0.85}.get(run.name)
+    if scaled is not None:
+      _fake_run(tmp_path, run, _config("mqar", f"model={run.name}"), _task_result(scaled, (64,)))
+  report = write_report(tmp_path, tmp_path / "out", tables).read_text()
+  assert "Verdict: **not reproduced**." in report    # Llama 0.85 < 0.9
+  assert "| Llama | " in report and "| Llama without the short conv | - | - |" in report
 
 
 def test_formal_findings_need_every_run(tmp_path):
@@ -112,7 +126,7 @@ def test_cli_runs_in_parallel_skips_done_runs_and_names_failures(tmp_path, capsy
   assert "done before" not in capsys.readouterr().out
   assert (tmp_path / "again" / "paper_reproduction.md").is_file()
   monkeypatch.setattr(paper, "run_one", lambda r, d: f"{r.table}/{r.name}: FAILED, boom")
-  with pytest.raises(SystemExit, match=r"4 runs failed \(see their run.log\): ") as exit_:
+  with pytest.raises(SystemExit, match=r"5 runs failed \(see their run.log\): ") as exit_:
     paper.main([f"--runs={tmp_path}", f"--out={tmp_path / 'out'}", "--tables=mqar"])
   assert sorted(str(exit_.value).split(": ")[1].split(", ")) == sorted(
       f"mqar/{r.name}" for r in tables["mqar"])

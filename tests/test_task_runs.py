@@ -77,6 +77,17 @@ def test_recall_configs_build_their_tasks():
     sources(_config("mqar", "context=8,pairs=4"), tokenizer=None)
 
 
+def test_mqar_conv_option_sets_each_family_short_conv():
+  llama = ModelConfig.from_dict(_config("mqar", "model=llama").model)
+  assert llama.attn_conv_kernel_size == 4            # Zoology-style conv before q and k
+  assert ModelConfig.from_dict(_config("mqar", "model=llama,conv=0").model
+                               ).attn_conv_kernel_size == 0   # the plain Transformer
+  x = ModelConfig.from_dict(_config("mqar", "model=xlstm11,conv=2").model)
+  assert (x.conv_kernel_size, x.slstm_conv_kernel_size) == (2, 2)
+  with pytest.raises(ValueError, match="conv=-1 must be >= 0"):
+    _config("mqar", "conv=-1")
+
+
 def test_options_parse_bools_strictly():
   from configs.synthetic import parse_options  # noqa: PLC0415
   defaults = {"mix": True, "n": 3}

@@ -24,7 +24,8 @@ FINDINGS = {
               "reach scaled accuracy >= 0.9 on the test lengths 40..256; xLSTM[1:0] and the "
               "Transformer stay below 0.3.",
     "mqar": "MQAR: xLSTM[1:1] beats the classic LSTM of the same size clearly (here: by at "
-            "least 0.2 scaled accuracy).",
+            "least 0.2 scaled accuracy), and the Transformer (with Zoology's short conv "
+            "before attention) solves it (scaled accuracy >= 0.9).",
     "revision": "Revision: exponential input gating solves the task (scaled accuracy >= 0.9) "
                 "where the sigmoid-gated cell of the same architecture does not (< 0.5), "
                 "checked for each matched pair.",
@@ -109,8 +110,8 @@ def _mqar(runs: list[Run], done: dict, out: pathlib.Path) -> tuple[list[str], bo
   if failed:
     lines += ["", f"Below 0.5 scaled accuracy after this run's steps: {', '.join(failed)}."]
   ok = None
-  if score.get("xlstm11") is not None and score.get("lstm") is not None:
-    ok = score["xlstm11"] >= score["lstm"] + 0.2
+  if all(score.get(name) is not None for name in ("xlstm11", "lstm", "llama")):
+    ok = score["xlstm11"] >= score["lstm"] + 0.2 and score["llama"] >= 0.9
   return lines, ok
 
 
@@ -195,7 +196,10 @@ DIFFERENCES = """\
   but the first half of training is a length curriculum (the longest string grows from
   3 to 40; `data.curriculum`) so the small models learn in the CPU budget.
 - **MQAR.** One context length (64) with 8 key-value pairs, 64 keys and 64 values; the
-  paper sweeps context lengths and pair counts with a much larger vocabulary.
+  paper sweeps context lengths and pair counts with a much larger vocabulary. The
+  Transformer has a causal conv of width 4 feeding q and k, as Zoology's attention
+  baseline has one before attention; without it (the last row) a RoPE Transformer of this
+  size stays at the ln 8 plateau for the whole budget (docs/results/issue21.md).
 - **Revision.** The paper motivates exponential gating with this task in words; the
   task here (16 items, streams of 2..32 pairs, 8 importance levels, and a 64-level
   variant) is our own. Two other ways around the gate exist at this size, which the pairs

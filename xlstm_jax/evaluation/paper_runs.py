@@ -11,7 +11,8 @@ import pathlib
 
 FORMAL_FAMILIES = ("slstm", "xlstm11", "mlstm", "llama")
 LABELS = {"slstm": "xLSTM[0:1]", "xlstm11": "xLSTM[1:1]", "mlstm": "xLSTM[1:0]",
-          "llama": "Llama", "lstm": "LSTM", "xlstm": "xLSTM[3:1]"}
+          "llama": "Llama", "lstm": "LSTM", "xlstm": "xLSTM[3:1]",
+          "llama_noconv": "Llama without the short conv"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +30,8 @@ def experiments() -> dict[str, list[Run]]:
             for task in ("parity", "modular_arithmetic") for m in FORMAL_FAMILIES]
   mqar = [Run("mqar", m, f"configs/mqar.py:model={m},context=64,pairs=8",
               ("--config.num_steps=3000",)) for m in ("xlstm11", "lstm", "mlstm", "llama")]
+  mqar.append(Run("mqar", "llama_noconv", "configs/mqar.py:model=llama,context=64,pairs=8,conv=0",
+                  ("--config.num_steps=3000",)))   # the plain RoPE Transformer, for contrast
   nomix = ("--config.model.memory_mixing=False",)   # no recurrent R: gates see the input only
   revision = [Run("revision", f"{m}_{g}{tag}", f"configs/revision.py:model={m},igate={g}",
                   ("--config.num_steps=3000", *extra))

@@ -72,6 +72,9 @@ class ModelConfig:
   logit_soft_cap: float | None = None  # cap * tanh(logits / cap) (30 in 7B)
   add_post_blocks_norm: bool = True  # norm after the last block
   rope_theta: float = 10000.0        # llama: RoPE base
+  attn_conv_kernel_size: int = 0     # llama: causal depthwise conv + SiLU feeding q and k, as
+                                     # in the mLSTM block and Zoology's attention baseline
+                                     # (0: none, the plain Llama)
   # execution
   backend: str = "auto"              # mLSTM form: auto | recurrent | parallel | chunkwise | pallas
   chunk_size: int | None = None      # chunk length of chunkwise/pallas; None: the form's default
@@ -139,6 +142,8 @@ class ModelConfig:
             f"q/k width {self.qk_dim} and v width {self.v_dim} must be divisible by "
             f"num_heads={H}")
     else:
+      check(isinstance(self.attn_conv_kernel_size, int) and self.attn_conv_kernel_size >= 0,
+            f"attn_conv_kernel_size={self.attn_conv_kernel_size!r} must be an int >= 0")
       check(E % H == 0 and (E // H) % 2 == 0,
             f"embedding_dim={E} / num_heads={H} must be an even integer head dim for RoPE")
     check(not (self.scan_blocks and self.slstm_at),
