@@ -57,6 +57,8 @@ def test_official_config_builds_and_matches_the_yaml(task, model):
 
 def test_official_parity_pads_to_48_and_bad_setup_errors():
   assert _official("parity", "slstm").seq_len == 48
+  assert _config("formal", "task=parity") == _official("parity", "slstm")   # the default
+  assert _config("formal", "setup=cpu").batch_size == 32
   with pytest.raises(ValueError, match="setup='paper' is not one of"):
     _config("formal", "setup=paper")
 
@@ -80,7 +82,8 @@ def test_decay_mask_is_the_official_optimizer_groups(model):
 
 
 RUNS = [("formal", f"task=parity,model={m},setup=official") for m in FAMILIES] + [
-    ("formal", "task=modular_arithmetic,model=slstm,setup=official"), ("mqar", "model=llama")]
+    ("formal", "task=modular_arithmetic,model=slstm,setup=official"), ("mqar", "model=llama"),
+    ("mqar", "model=llama,conv=0")]
 
 
 def _tiny(name, arg):
