@@ -208,6 +208,10 @@ def test_plots_write_png_files(tmp_path):
   assert _png(plots.plot_length_accuracy(evals, tmp_path / "acc.png", title="parity"))
   with pytest.raises(ValueError, match="has no 'per_length'"):
     plots.plot_length_accuracy({"bad": {"eval_loss": 1.0}}, tmp_path / "d.png")
+  grid = {"xLSTM[1:1]": {(64, 4): 1.0, (64, 16): 0.8, (128, 8): 0.9}, "LSTM": {(64, 4): 0.2}}
+  assert _png(plots.plot_mqar_grid(grid, tmp_path / "grid.png"))
+  with pytest.raises(ValueError, match="results has no cells"):
+    plots.plot_mqar_grid({"LSTM": {}}, tmp_path / "e.png")
 
 
 @pytest.fixture(scope="module")

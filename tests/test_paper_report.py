@@ -34,7 +34,8 @@ def _extrapolation_result(ratios):
 
 
 def test_verdicts_follow_the_numbers(tmp_path):
-  tables = {t: runs for t, runs in paper.experiments().items() if t != "formal"}
+  tables = {t: runs for t, runs in paper.experiments().items()
+            if t not in ("formal", "mqar_grid")}
   revision_scores = {"mlstm_exp": 0.95, "mlstm_sigmoid": 0.2, "slstm_exp": 0.97,
                      "lstm_sigmoid": 0.6,   # the LSTM reaches 0.6: this pair fails
                      "slstm_exp_nomix": 0.92, "lstm_sigmoid_nomix": 0.1,
@@ -91,8 +92,33 @@ def test_formal_findings_need_every_run(tmp_path):
                 _task_result(0.95 if good else 0.1, (40, 41)))
   report = write_report(tmp_path, tmp_path / "out", tables).read_text()
   assert "Verdict: **not run yet**." in report     # modular arithmetic is missing
-  assert "| parity | 0.950 | 0.950 | 0.100 | 0.100 |" in report
-  assert "| modular_arithmetic | - | - | - | - |" in report
+  assert "| parity | 0.950 | 0.950 | 0.100 | 0.100 | 0.100 |" in report   # LSTM: shown only
+  assert "| modular_arithmetic | - | - | - | - | - |" in report
+
+
+@pytest.mark.parametrize("lstm, verdict", [(0.5, "reproduced"), (0.8, "not reproduced")])
+def test_mqar_grid_verdict_follows_the_cell_means(tmp_path, lstm, verdict):
+  tables = {"mqar_grid": paper.experiments()["mqar_grid"]}
+  base = {"llama": 1.0, "xlstm11": 0.95, "mlstm": 0.96, "lstm": lstm}   # [1:0] within 0.02
+  for run in tables["mqar_grid"]:
+    family, context, pairs = run.name.split("_")
+    scaled = base[family] - (0.1 if pairs == "p32" else 0.0)
+    _fake_run(tmp_path, run, _config("mqar", f"model={family}"),
+              _task_result(scaled, (int(context[1:]),)))
+  report = write_report(tmp_path, tmp_path / "out", tables).read_text()
+  assert f"Verdict: **{verdict}**." in report     # xLSTM[1:1] - LSTM: 0.45, then 0.15
+  assert "| 256 | 32 | 0.850 | 0.860 | 0.900 |" in report
+  assert "| mean | | 0.925 | 0.935 | 0.975 |" in report
+  assert (tmp_path / "out" / "mqar_grid.png").stat().st_size > 1000
+
+
+def test_mqar_grid_waits_for_every_cell(tmp_path):
+  tables = {"mqar_grid": paper.experiments()["mqar_grid"]}
+  run = tables["mqar_grid"][0]
+  _fake_run(tmp_path, run, _config("mqar", "model=xlstm11"), _task_result(0.7, (64,)))
+  report = write_report(tmp_path, tmp_path / "out", tables).read_text()
+  assert "Verdict: **not run yet**." in report and "| 64 | 4 | 0.700 | - | - | - |" in report
+  assert "| mean | | - | - | - | - |" in report and "mqar_grid.png" in report
 
 
 def test_run_one_trains_evaluates_then_skips(tmp_path):

@@ -9,7 +9,11 @@ import dataclasses
 import json
 import pathlib
 
-FORMAL_FAMILIES = ("slstm", "xlstm11", "mlstm", "llama")
+FORMAL_FAMILIES = ("slstm", "xlstm11", "mlstm", "llama", "lstm")
+MQAR_GRID_FAMILIES = ("xlstm11", "mlstm", "llama", "lstm")
+# The paper's Figure 5 at CPU size: per context length, 1/16, 1/8 and 1/4 of it in
+# key-value pairs (the 4..32 pairs bound the largest context's share)
+MQAR_GRID = ((64, 4), (64, 8), (64, 16), (128, 8), (128, 16), (128, 32), (256, 16), (256, 32))
 LABELS = {"slstm": "xLSTM[0:1]", "xlstm11": "xLSTM[1:1]", "mlstm": "xLSTM[1:0]",
           "llama": "Llama", "lstm": "LSTM", "xlstm": "xLSTM[3:1]",
           "llama_noconv": "Llama without the short conv"}
@@ -35,6 +39,10 @@ def experiments() -> dict[str, list[Run]]:
               ("--config.num_steps=3000",)) for m in ("xlstm11", "lstm", "mlstm", "llama")]
   mqar.append(Run("mqar", "llama_noconv", "configs/mqar.py:model=llama,context=64,pairs=8,conv=0",
                   ("--config.num_steps=3000",)))   # the plain RoPE Transformer, for contrast
+  mqar_grid = [Run("mqar_grid", f"{m}_c{context}_p{pairs}",
+                   f"configs/mqar.py:model={m},context={context},pairs={pairs}",
+                   ("--config.num_steps=3000",))
+               for context, pairs in MQAR_GRID for m in MQAR_GRID_FAMILIES]   # cheap cells first
   nomix = ("--config.model.memory_mixing=False",)   # no recurrent R: gates see the input only
   revision = [Run("revision", f"{m}_{g}{tag}", f"configs/revision.py:model={m},igate={g}",
                   ("--config.num_steps=3000", *extra))
@@ -51,7 +59,7 @@ def experiments() -> dict[str, list[Run]]:
                        ("--extrapolate=1,2,4,8,16",))
                    for name, preset in (("xlstm", "xlstm_tiny"), ("llama", "llama_tiny"))]
   return {"revision": revision, "mqar": mqar, "extrapolation": extrapolation,
-          "formal": formal}
+          "formal": formal, "mqar_grid": mqar_grid}
 
 
 def load(runs_dir: pathlib.Path, run: Run) -> dict | None:

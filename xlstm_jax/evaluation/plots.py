@@ -3,6 +3,7 @@
   plot_extrapolation(result, "runs/x/extrapolation.png")       # one model, every factor
   plot_extrapolation_models({"xLSTM": a, "Llama": b}, "ppl_vs_position.png")
   plot_length_accuracy({"sLSTM": eval_a, "Llama": eval_b}, "parity.png", title="parity")
+  plot_mqar_grid({"xLSTM[1:1]": {(64, 8): 1.0, (128, 16): 0.9}}, "mqar_grid.png")
 
 `result` is an `extrapolation_curve` result and an eval result is what eval.py writes for a
 synthetic-task run (its "per_length"); both may come straight from JSON (string keys).
@@ -14,6 +15,8 @@ from __future__ import annotations
 import pathlib
 
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import NullLocator
 
 from xlstm_jax.plotting import save_figure
 
@@ -115,4 +118,35 @@ def plot_length_accuracy(results: dict[str, dict], path, title: str | None = Non
   ax.set_title(title or "accuracy per test length")
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
+  return save_figure(fig, path)
+
+
+def plot_mqar_grid(results: dict[str, dict[tuple[int, int], float]], path) -> pathlib.Path:
+  """MQAR scaled accuracy against key-value pairs, one panel per context length (as the
+  paper's Figure 5 has one per context), one line per model (label -> {(context, pairs):
+  scaled accuracy}; cells a model lacks are left out)."""
+  if not any(results.values()):
+    raise ValueError("results has no cells: give at least one label -> {(context, pairs): x}")
+  contexts = sorted({c for cells in results.values() for c, _ in cells})
+  fig = Figure(figsize=(3.5 * len(contexts), 3.8), layout="constrained")
+  axes = fig.subplots(1, len(contexts), sharey=True, squeeze=False)[0]
+  colors = {label: f"C{i}" for i, label in enumerate(results)}   # one color per model
+  for ax, context in zip(axes, contexts):
+    for label, cells in results.items():
+      points = sorted((p, x) for (c, p), x in cells.items() if c == context)
+      if points:
+        ax.plot([p for p, _ in points], [x for _, x in points], marker="o",
+                color=colors[label], label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted({p for cells in results.values() for c, p in cells if c == context}))
+    ax.xaxis.set_major_formatter("{x:.0f}")
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.axhline(0.0, color="gray", linewidth=0.8)
+    ax.set_title(f"context {context}")
+    ax.set_xlabel("key-value pairs")
+    ax.grid(alpha=0.3)
+  axes[0].set_ylabel("scaled accuracy (0 chance, 1 perfect)")
+  fig.legend(handles=[Line2D([], [], color=colors[label], marker="o", label=label)
+                      for label in results], loc="outside lower center", ncols=len(results),
+             fontsize=8)
   return save_figure(fig, path)
