@@ -122,15 +122,20 @@ def test_mqar_grid_waits_for_every_cell(tmp_path):
 
 
 def test_run_one_trains_evaluates_then_skips(tmp_path):
-  run = Run("revision", "tiny", "configs/revision.py:model=mlstm,igate=exp",
+  run = Run("revision", "mlstm_exp", "configs/revision.py:model=mlstm,igate=exp",
             ("--config.num_steps=2", "--config.batch_size=8", "--config.log_every=1",
              "--config.optimizer.warmup_steps=1",
              "--config.eval_every=0", "--config.data.test_lengths=(2,3)",
              "--config.data.test_examples=4"))
-  assert paper.run_one(run, tmp_path).startswith("revision/tiny: done in")
-  result = json.loads((tmp_path / "revision" / "tiny" / "eval.json").read_text())
+  assert paper.run_one(run, tmp_path).startswith("revision/mlstm_exp: done in")
+  result = json.loads((tmp_path / "revision" / "mlstm_exp" / "eval.json").read_text())
   assert result["step"] == 2 and sorted(result["per_length"]) == ["2", "3"]
-  assert paper.run_one(run, tmp_path) == "revision/tiny: done before"
+  assert paper.run_one(run, tmp_path) == "revision/mlstm_exp: done before"
+  wall = paper.load(tmp_path, run)["wall"]       # one attempt, recorded
+  assert len(wall) == 1 and wall[0]["seconds"] > 0 and wall[0]["jobs"] == 1
+  report = write_report(tmp_path, tmp_path / "out", {"revision": [run]}).read_text()
+  minutes = f"{wall[0]['seconds'] / 60:.0f}"
+  assert "| revision/mlstm_exp | 63,696 | 2 | 8 | " in report and f"| {minutes} | {wall[0]['machine']}, 1 run at once |" in report
   bad = Run("revision", "bad", "configs/revision.py:igate=tanh")
   assert "FAILED" in paper.run_one(bad, tmp_path)
   assert "igate='tanh' must be exp or sigmoid" in (tmp_path / "revision" / "bad" /
@@ -151,7 +156,7 @@ def test_cli_runs_in_parallel_skips_done_runs_and_names_failures(tmp_path, capsy
   paper.main([f"--runs={tmp_path}", f"--out={tmp_path / 'again'}", "--report_only"])
   assert "done before" not in capsys.readouterr().out
   assert (tmp_path / "again" / "paper_reproduction.md").is_file()
-  monkeypatch.setattr(paper, "run_one", lambda r, d: f"{r.table}/{r.name}: FAILED, boom")
+  monkeypatch.setattr(paper, "run_one", lambda r, d, jobs: f"{r.table}/{r.name}: FAILED, boom")
   with pytest.raises(SystemExit, match=r"5 runs failed \(see their run.log\): ") as exit_:
     paper.main([f"--runs={tmp_path}", f"--out={tmp_path / 'out'}", "--tables=mqar"])
   assert sorted(str(exit_.value).split(": ")[1].split(", ")) == sorted(

@@ -17,7 +17,11 @@ threshold the issue states, reproduced or not.
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
+import os
 import pathlib
+import platform
 import sys
 import time
 
@@ -26,13 +30,24 @@ from xlstm_jax.evaluation.paper_runs import Run, experiments, load
 from xlstm_jax.experiments import runner
 
 
-def run_one(run: Run, runs_dir: pathlib.Path) -> str:
-  """Trains (or resumes) and evaluates `run` unless its eval.json exists; a status line."""
+def record_wall_time(workdir: pathlib.Path, seconds: float, jobs: int) -> None:
+  """Appends one attempt's wall time, date and machine to WORKDIR/wall.jsonl (a resumed run
+  has one line per attempt; the report sums them). `jobs`: runs sharing the machine."""
+  entry = {"seconds": round(seconds, 1), "date": datetime.date.today().isoformat(),
+           "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "jobs": jobs}
+  with open(workdir / "wall.jsonl", "a") as f:
+    f.write(json.dumps(entry) + "\n")
+
+
+def run_one(run: Run, runs_dir: pathlib.Path, jobs: int = 1) -> str:
+  """Trains (or resumes) and evaluates `run` unless its eval.json exists, recording the
+  attempt's wall time (`record_wall_time`); a status line."""
   workdir = runs_dir / run.table / run.name
   if (workdir / "eval.json").is_file():
     return f"{run.table}/{run.name}: done before"
   start = time.time()
   error = runner.train_and_eval(workdir, run.config, list(run.overrides), list(run.eval_args))
+  record_wall_time(workdir, time.time() - start, jobs)
   if error:
     return f"{run.table}/{run.name}: FAILED, {error}"
   return f"{run.table}/{run.name}: done in {(time.time() - start) / 60:.1f} min"
@@ -41,7 +56,7 @@ def run_one(run: Run, runs_dir: pathlib.Path) -> str:
 def run_all(runs: list[Run], runs_dir: pathlib.Path, jobs: int) -> list[str]:
   """Runs `runs`, `jobs` at a time, printing a line as each ends; the failed runs' names."""
   failed = []
-  ended = runner.run_jobs(runs, lambda r: run_one(r, runs_dir), max(jobs, 1))
+  ended = runner.run_jobs(runs, lambda r: run_one(r, runs_dir, jobs), max(jobs, 1))
   for i, (run, status) in enumerate(ended, start=1):
     print(f"[{i}/{len(runs)}] {status}", flush=True)
     if load(runs_dir, run) is None:   # no eval.json: it failed

@@ -47,13 +47,18 @@ def _verdict(ok: bool | None) -> str:
 
 
 def _settings(done: dict[Run, dict]) -> list[str]:
-  rows = ["| run | parameters | steps | batch | seq_len | peak lr | seed |",
-          "|---|---:|---:|---:|---:|---:|---:|"]
+  rows = ["| run | parameters | steps trained | batch | seq_len | peak lr | seed | wall (min) | machine |",
+          "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
   for run, r in done.items():
-    c = r["config"]
+    c, wall = r["config"], r.get("wall", [])
     n = count_params(ModelConfig.from_dict(c["model"]))
-    rows.append(f"| {run.table}/{run.name} | {n:,} | {c['num_steps']} | {c['batch_size']} | "
-                f"{c['seq_len']} | {c['optimizer']['learning_rate']:g} | {c['seed']} |")
+    minutes = f"{sum(w['seconds'] for w in wall) / 60:.0f}" if wall else "-"
+    machine = "; ".join(dict.fromkeys(
+        f"{w['machine']}, {w['jobs']} run{'s' if w['jobs'] > 1 else ''} at once"
+        for w in wall)) or "-"
+    rows.append(f"| {run.table}/{run.name} | {n:,} | {r['eval'].get('step', c['num_steps'])} | "
+                f"{c['batch_size']} | {c['seq_len']} | {c['optimizer']['learning_rate']:g} | "
+                f"{c['seed']} | {minutes} | {machine} |")
   return rows
 
 

@@ -63,9 +63,13 @@ def experiments() -> dict[str, list[Run]]:
 
 
 def load(runs_dir: pathlib.Path, run: Run) -> dict | None:
-  """{"eval", "config"} of a finished run, or None."""
+  """{"eval", "config", "wall"} of a finished run (wall: its attempts' wall.jsonl lines,
+  [] if none were recorded), or None."""
   workdir = runs_dir / run.table / run.name
   if not (workdir / "eval.json").is_file():
     return None
+  wall = workdir / "wall.jsonl"
   return {"eval": json.loads((workdir / "eval.json").read_text()),
-          "config": json.loads((workdir / "config.json").read_text())}
+          "config": json.loads((workdir / "config.json").read_text()),
+          "wall": [json.loads(line) for line in wall.read_text().splitlines()
+                   if line.strip()] if wall.is_file() else []}
