@@ -8,6 +8,7 @@ from helpers import (assert_close, count_compiles, loss_weights, mlstm_inputs,
                      mlstm_outputs_and_grads, realistic_state)
 
 from xlstm_jax import ops
+from xlstm_jax.ops.mlstm import CPU_PARALLEL_MAX_T
 
 # (B, H, T, Dk, Dv, chunk_size): T = 1, T below/above/equal to the chunk, Dk != Dv.
 SHAPES = [
@@ -174,10 +175,12 @@ def test_jit_matches_eager_and_compiles_once(backend):
   assert jitted._cache_size() == 1
 
 
-def test_auto_backend_is_chunkwise_on_cpu():
-  q, k, v, i, f = mlstm_inputs(9, 1, 1, 70, 4, 4)
-  np.testing.assert_array_equal(ops.mlstm(q, k, v, i, f, backend="auto", chunk_size=16),
-                                ops.mlstm(q, k, v, i, f, backend="chunkwise", chunk_size=16))
+def test_auto_backend_on_cpu_is_parallel_for_short_sequences_else_chunkwise():
+  for T, form in ((70, "parallel"), (CPU_PARALLEL_MAX_T, "parallel"),
+                  (CPU_PARALLEL_MAX_T + 1, "chunkwise")):
+    q, k, v, i, f = mlstm_inputs(9, 1, 1, T, 4, 4)
+    np.testing.assert_array_equal(ops.mlstm(q, k, v, i, f, backend="auto", chunk_size=16),
+                                  ops.mlstm(q, k, v, i, f, backend=form, chunk_size=16))
 
 
 @pytest.mark.parametrize("backend", ["recurrent", "parallel", "chunkwise"])

@@ -243,7 +243,8 @@ def test_unsupported_shapes(blocks, Dk, Dv, match):
     ("cpu", "chunkwise"), ("gpu", "pallas"), ("tpu", "pallas")])
 def test_auto_backend(monkeypatch, platform, expected):
   monkeypatch.setattr(jax, "default_backend", lambda: platform)
-  assert auto_backend() == expected
+  assert auto_backend() == expected == auto_backend(T=4096)
+  assert auto_backend(T=64) == ("parallel" if platform == "cpu" else "pallas")
   assert BlockSizes.default().target == ("tpu" if platform == "tpu" else "gpu")
 
 

@@ -13,8 +13,9 @@ Forms (``backend=``), all computing the same h and final state:
   pallas     the chunkwise form as Pallas kernels (`pallas_kernels.mlstm_chunkwise`): Triton
              on GPU, Mosaic on TPU; on CPU it runs in interpret mode (slow, for tests).
              Found through `kernel_registry` ("mlstm_chunkwise"), imported on first use.
-  auto       the fastest form for the platform: pallas on GPU/TPU, chunkwise elsewhere
-             and wherever the kernel refuses the shape (`resolve_backend`).
+  auto       the fastest form for the platform and length: pallas on GPU/TPU (chunkwise
+             wherever the kernel refuses the shape, `resolve_backend`); on CPU parallel
+             up to CPU_PARALLEL_MAX_T tokens, chunkwise above.
 `mlstm_step` is the one-token recurrent update for generation.
 """
 
@@ -32,6 +33,9 @@ from xlstm_jax.ops.checks import expect
 from xlstm_jax.ops.mlstm_chunkwise import intra_log_weights, mlstm_chunkwise
 
 BACKENDS = ("auto", "recurrent", "parallel", "chunkwise", "pallas")
+# On CPU the quadratic parallel form beats the chunkwise one up to this many tokens (cell
+# fwd+bwd: ~3x at T 48-64, 1.1-1.3x at T 128, 0.4-1.0x at T 256; benchmarks/mlstm_forms_cpu.py)
+CPU_PARALLEL_MAX_T = 128
 KERNEL = "mlstm_chunkwise"  # the registry name of the Pallas kernel (kernel_registry)
 
 
@@ -57,7 +61,7 @@ def mlstm(q, k, v, i, f, *, backend: str = "auto", chunk_size: int | None = None
   default (64 for chunkwise, the platform's `BlockSizes` for pallas)."""
   opts = gates.GateOptions(igate, fgate, normalizer, stabilize, gate_soft_cap)
   _check_sequence_inputs(q, k, v, i, f)
-  B, H, _, Dk = q.shape
+  B, H, T, Dk = q.shape
   if initial_state is None:
     initial_state = zero_state(B, H, Dk, v.shape[-1])
   _check_state(initial_state, B, H, Dk, v.shape[-1])
@@ -65,26 +69,31 @@ def mlstm(q, k, v, i, f, *, backend: str = "auto", chunk_size: int | None = None
     raise ValueError(f"backend={backend!r} is not one of {BACKENDS}")
   if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
     raise ValueError(f"chunk_size={chunk_size!r} must be a positive int")
-  backend = resolve_backend(backend, Dk=Dk, Dv=v.shape[-1], chunk=chunk_size)
+  backend = resolve_backend(backend, Dk=Dk, Dv=v.shape[-1], chunk=chunk_size, T=T)
   h, state = _mlstm_jit(q, k, v, i, f, MLSTMState(*initial_state), backend=backend,
                         chunk_size=chunk_size, opts=opts, eps=float(eps))
   return (h, state) if return_state else h
 
 
-def auto_backend() -> str:
-  """What backend="auto" prefers on this platform: the Pallas kernels on GPU/TPU, the jnp
-  chunkwise form elsewhere (`resolve_backend` also checks the kernel takes the shape)."""
-  return "pallas" if jax.default_backend() in ("gpu", "tpu") else "chunkwise"
+def auto_backend(T: int | None = None) -> str:
+  """What backend="auto" prefers on this platform for T tokens: the Pallas kernels on
+  GPU/TPU (`resolve_backend` also checks the kernel takes the shape); elsewhere the
+  parallel form up to CPU_PARALLEL_MAX_T tokens and the chunkwise form above it (or when
+  T is not given)."""
+  if jax.default_backend() in ("gpu", "tpu"):
+    return "pallas"
+  return "parallel" if T is not None and T <= CPU_PARALLEL_MAX_T else "chunkwise"
 
 
-def resolve_backend(backend: str, *, Dk: int, Dv: int, chunk: int | None) -> str:
-  """The form a call runs. "auto" takes `auto_backend()`, falling back to "chunkwise"
-  when the kernel refuses these head dims / chunk; "pallas" raises ValueError with the
-  kernel's reason instead."""
+def resolve_backend(backend: str, *, Dk: int, Dv: int, chunk: int | None,
+                    T: int | None = None) -> str:
+  """The form a call of T tokens runs. "auto" takes `auto_backend(T)`, falling back to
+  "chunkwise" when the kernel refuses these head dims / chunk; "pallas" raises ValueError
+  with the kernel's reason instead."""
   if backend not in ("auto", "pallas"):
     return backend
-  if backend == "auto" and auto_backend() != "pallas":
-    return auto_backend()
+  if backend == "auto" and auto_backend(T) != "pallas":
+    return auto_backend(T)
   reason = kernel_registry.unsupported(KERNEL, Dk=Dk, Dv=Dv, chunk=chunk)
   if reason is None:
     return "pallas"
