@@ -80,7 +80,7 @@ class LanguageModel(nn.Module):
         x = layers.RMSNorm(cfg.norm_eps, cfg.use_bias, param_dtype=cfg.jnp_param_dtype,
                            name="post_norm")(x)
     if cfg.tie_embeddings:
-      logits = jnp.dot(x, emb.astype(x.dtype).T)
+      logits = layers.token_dot(x, emb.astype(x.dtype).T)
     else:
       logits = layers.Dense(V, ("embed", "vocab"), layers.small_init(E), name="lm_head",
                             dtype=cfg.jnp_dtype, param_dtype=cfg.jnp_param_dtype)(x)

@@ -131,7 +131,7 @@ class MLSTMBlock(nn.Module):
       pre = jnp.concatenate([b for _, b in learned.values()]).astype(dt)
       row = 0
       for x in parts:
-        pre = pre + jnp.dot(x.astype(dt), w[row:row + x.shape[-1]])
+        pre = pre + layers.token_dot(x.astype(dt), w[row:row + x.shape[-1]])
         row += x.shape[-1]
       out.update(zip(learned, jnp.split(pre, len(learned), axis=-1)))
     return out["igate"], out["fgate"]
