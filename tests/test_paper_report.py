@@ -135,7 +135,8 @@ def test_run_one_trains_evaluates_then_skips(tmp_path):
   assert len(wall) == 1 and wall[0]["seconds"] > 0 and wall[0]["jobs"] == 1
   report = write_report(tmp_path, tmp_path / "out", {"revision": [run]}).read_text()
   minutes = f"{wall[0]['seconds'] / 60:.0f}"
-  assert "| revision/mlstm_exp | 63,696 | 2 | 8 | " in report and f"| {minutes} | {wall[0]['machine']}, 1 run at once |" in report
+  assert "| revision/mlstm_exp | 63,696 | 2 | 8 | " in report
+  assert f"| {minutes} | {wall[0]['machine']}, 1 run at once |" in report
   bad = Run("revision", "bad", "configs/revision.py:igate=tanh")
   assert "FAILED" in paper.run_one(bad, tmp_path)
   assert "igate='tanh' must be exp or sigmoid" in (tmp_path / "revision" / "bad" /

@@ -47,8 +47,8 @@ def _verdict(ok: bool | None) -> str:
 
 
 def _settings(done: dict[Run, dict]) -> list[str]:
-  rows = ["| run | parameters | steps trained | batch | seq_len | peak lr | seed | wall (min) | machine |",
-          "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+  rows = ["| run | parameters | steps trained | batch | seq_len | peak lr | seed | wall (min) "
+          "| machine |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
   for run, r in done.items():
     c, wall = r["config"], r.get("wall", [])
     n = count_params(ModelConfig.from_dict(c["model"]))

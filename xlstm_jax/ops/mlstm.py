@@ -34,7 +34,7 @@ from xlstm_jax.ops.mlstm_chunkwise import intra_log_weights, mlstm_chunkwise
 
 BACKENDS = ("auto", "recurrent", "parallel", "chunkwise", "pallas")
 # On CPU the quadratic parallel form beats the chunkwise one up to this many tokens (cell
-# fwd+bwd: ~3x at T 48-64, 1.1-1.3x at T 128, 0.4-1.0x at T 256; benchmarks/mlstm_forms_cpu.py)
+# fwd+bwd: 2-4x at T 48-64, 1.3-1.8x at T 128, 0.5-1.0x at T 256; benchmarks/mlstm_forms_cpu.py)
 CPU_PARALLEL_MAX_T = 128
 KERNEL = "mlstm_chunkwise"  # the registry name of the Pallas kernel (kernel_registry)
 
