@@ -82,3 +82,12 @@ def test_gated_ffn_is_swiglu():
   g, u, d = (np.asarray(p[n]["kernel"]) for n in ("gate", "up", "down"))
   silu = lambda a: a / (1 + np.exp(-a))
   np.testing.assert_allclose(y, (silu(x @ g) * (x @ u)) @ d, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(6,), (3, 6), (2, 5, 6), (2, 0, 6)])
+def test_token_dot_is_a_dot_over_the_last_axis(shape):
+  x = jax.random.normal(jax.random.key(0), shape)
+  w = jax.random.normal(jax.random.key(1), (6, 4))
+  y = layers.token_dot(x, w)
+  assert y.shape == (*shape[:-1], 4)
+  np.testing.assert_allclose(y, np.asarray(x) @ np.asarray(w), rtol=1e-5, atol=1e-5)
