@@ -47,10 +47,11 @@ def run_one(run: Run, runs_dir: pathlib.Path, jobs: int = 1) -> str:
     return f"{run.table}/{run.name}: done before"
   start = time.time()
   error = runner.train_and_eval(workdir, run.config, list(run.overrides), list(run.eval_args))
-  record_wall_time(workdir, time.time() - start, jobs)
+  seconds = time.time() - start
+  record_wall_time(workdir, seconds, jobs)
   if error:
     return f"{run.table}/{run.name}: FAILED, {error}"
-  return f"{run.table}/{run.name}: done in {(time.time() - start) / 60:.1f} min"
+  return f"{run.table}/{run.name}: done in {seconds / 60:.1f} min"
 
 
 def run_all(runs: list[Run], runs_dir: pathlib.Path, jobs: int) -> list[str]:

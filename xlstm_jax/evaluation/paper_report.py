@@ -50,7 +50,7 @@ def _settings(done: dict[Run, dict]) -> list[str]:
   rows = ["| run | parameters | steps trained | batch | seq_len | peak lr | seed | wall (min) "
           "| machine |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
   for run, r in done.items():
-    c, wall = r["config"], r.get("wall", [])
+    c, wall = r["config"], r["wall"]
     n = count_params(ModelConfig.from_dict(c["model"]))
     minutes = f"{sum(w['seconds'] for w in wall) / 60:.0f}" if wall else "-"
     machine = "; ".join(dict.fromkeys(
@@ -125,14 +125,14 @@ def _mqar(runs: list[Run], done: dict, out: pathlib.Path) -> tuple[list[str], bo
 
 def _mqar_grid(runs: list[Run], done: dict,
                out: pathlib.Path) -> tuple[list[str], bool | None]:
-  cells = {}   # family -> {(context, pairs): scaled accuracy}
+  cells, grid = {}, {}   # family -> {(context, pairs): scaled accuracy}; the cells in order
   for r in runs:
-    family, context, pairs = r.name.split("_")
+    family, context, pairs = r.name.split("_")   # e.g. xlstm11_c64_p8
+    cell = (int(context[1:]), int(pairs[1:]))
+    grid[cell] = None
     cells.setdefault(family, {})
     if r in done:
-      cells[family][(int(context[1:]), int(pairs[1:]))] = done[r]["eval"]["scaled_accuracy"]
-  grid = list(dict.fromkeys((int(c[1:]), int(p[1:]))
-                            for c, p in (r.name.split("_")[1:] for r in runs)))
+      cells[family][cell] = done[r]["eval"]["scaled_accuracy"]
   lines = ["| context | pairs | " + " | ".join(LABELS[f] for f in cells) + " |",
            "|---:|---:|" + "---:|" * len(cells)]
   for context, pairs in grid:

@@ -92,8 +92,8 @@ def resolve_backend(backend: str, *, Dk: int, Dv: int, chunk: int | None,
   with the kernel's reason instead."""
   if backend not in ("auto", "pallas"):
     return backend
-  if backend == "auto" and auto_backend(T) != "pallas":
-    return auto_backend(T)
+  if backend == "auto" and (preferred := auto_backend(T)) != "pallas":
+    return preferred
   reason = kernel_registry.unsupported(KERNEL, Dk=Dk, Dv=Dv, chunk=chunk)
   if reason is None:
     return "pallas"
