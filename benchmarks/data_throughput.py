@@ -22,10 +22,10 @@ import os
 import tempfile
 import time
 
-from xlstm_jax.hugepages import reexec_with_hugepages
+from xlstm_jax.cpu_setup import prepare_process
 
 if __name__ == "__main__":
-  reexec_with_hugepages()   # before jax loads: xlstm_jax/hugepages.py
+  prepare_process()   # before jax loads: xlstm_jax/cpu_setup.py
 
 import grain  # noqa: E402
 import jax  # noqa: E402

@@ -16,10 +16,10 @@ import argparse
 import pathlib
 import time
 
-from xlstm_jax.hugepages import reexec_with_hugepages
+from xlstm_jax.cpu_setup import prepare_process
 
 if __name__ == "__main__":
-  reexec_with_hugepages()   # before jax loads: xlstm_jax/hugepages.py
+  prepare_process()   # before jax loads: xlstm_jax/cpu_setup.py
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

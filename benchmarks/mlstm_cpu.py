@@ -14,10 +14,10 @@ import argparse
 import importlib.util
 import pathlib
 
-from xlstm_jax.hugepages import reexec_with_hugepages
+from xlstm_jax.cpu_setup import prepare_process
 
 if __name__ == "__main__":
-  reexec_with_hugepages()   # before jax loads: xlstm_jax/hugepages.py
+  prepare_process()   # before jax loads: xlstm_jax/cpu_setup.py
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402

@@ -35,10 +35,11 @@ import os
 import statistics
 import time
 
-from xlstm_jax.hugepages import describe, reexec_with_hugepages
+from xlstm_jax.cpu_setup import prepare_process
+from xlstm_jax.hugepages import describe
 
 if __name__ == "__main__":
-  reexec_with_hugepages()   # both sides run with huge-page malloc: xlstm_jax/hugepages.py
+  prepare_process()   # both sides: huge-page malloc, XLA:CPU flags (xlstm_jax/cpu_setup.py)
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -206,7 +207,8 @@ def cpu_comparison(args) -> None:
                "torch xlstm": model_flops(cfg.replace(backend="parallel"),
                                           args.seq_len)["total"]}
   print(f"\n{args.warmup} warm-up steps, then best (and median) of {args.repeats} runs of "
-        f"{args.steps} steps; huge-page malloc {describe()}")
+        f"{args.steps} steps; huge-page malloc {describe()}; "
+        f"XLA_FLAGS {os.environ.get('XLA_FLAGS') or '(none)'}")
   print("dense float32 2048^3 matmul: " + ", ".join(f"{n} {f / 1e9:.0f} GFLOP/s"
                                                    for n, f in peak.items())
         + "; % of peak = counted train-step FLOPs per second / the larger of these\n")

@@ -1,4 +1,5 @@
-"""Test setup: 8 simulated CPU devices, set before jax is imported anywhere.
+"""Test setup: 8 simulated CPU devices and the entry points' XLA:CPU flags
+(xlstm_jax/cpu_setup.py), set before jax is imported anywhere.
 
 `XLSTM_PALLAS_COMPILED=1` runs the tests on the machine's accelerator instead of the CPU,
 so the Pallas kernels (whose `interpret=None` default interprets on CPU only) run compiled
@@ -10,9 +11,11 @@ references keep the precision the tolerances assume.
 
 import os
 
+from xlstm_jax.cpu_setup import xla_flags_with_cpu_defaults
+
 PALLAS_COMPILED = os.environ.get("XLSTM_PALLAS_COMPILED", "0") == "1"
-os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+os.environ["XLA_FLAGS"] = xla_flags_with_cpu_defaults(
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8")
 if not PALLAS_COMPILED:
   os.environ.setdefault("JAX_PLATFORMS", "cpu")
 

@@ -14,9 +14,9 @@ training. Without --batches every validation batch is scored, so the loss differ
 in-training evaluation, which scores config.eval_batches of them.
 """
 
-if __name__ == "__main__":   # `python -m ...`: huge pages before jax loads
-  from xlstm_jax.hugepages import reexec_with_hugepages
-  reexec_with_hugepages()
+if __name__ == "__main__":   # `python -m ...`: huge pages and XLA:CPU flags before jax loads
+  from xlstm_jax.cpu_setup import prepare_process
+  prepare_process()
 
 import json  # noqa: E402
 import pathlib  # noqa: E402

@@ -5,9 +5,9 @@ do not import this module: importing `xlstm_jax.generate` as a module would repl
 function `xlstm_jax.generate` on the package.
 """
 
-if __name__ == "__main__":   # `python -m ...`: huge pages before jax loads
-  from xlstm_jax.hugepages import reexec_with_hugepages
-  reexec_with_hugepages()
+if __name__ == "__main__":   # `python -m ...`: huge pages and XLA:CPU flags before jax loads
+  from xlstm_jax.cpu_setup import prepare_process
+  prepare_process()
 
 from xlstm_jax.generation_cli import main  # noqa: E402
 

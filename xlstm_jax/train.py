@@ -11,9 +11,9 @@ resumes from its latest checkpoint. Multi-process: add --coordinator_address=HOS
 JAX_NUM_PROCESSES / JAX_PROCESS_ID; Slurm is detected).
 """
 
-if __name__ == "__main__":   # `python -m ...`: huge pages before jax loads
-  from xlstm_jax.hugepages import reexec_with_hugepages
-  reexec_with_hugepages()
+if __name__ == "__main__":   # `python -m ...`: huge pages and XLA:CPU flags before jax loads
+  from xlstm_jax.cpu_setup import prepare_process
+  prepare_process()
 
 from absl import app, flags  # noqa: E402
 from absl import logging as absl_logging  # noqa: E402
