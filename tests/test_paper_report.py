@@ -2,6 +2,7 @@
 finding's verdict follows from the numbers in the runs' eval.json files."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -10,7 +11,8 @@ import pytest
 from test_task_runs import _config
 from test_train_entry import ROOT
 from xlstm_jax.evaluation import paper
-from xlstm_jax.evaluation.paper_runs import Run
+from xlstm_jax.evaluation.paper_runs import (FORMAL_FAMILIES, RESULT_FILES, Run, archive_run,
+                                              load)
 from xlstm_jax.evaluation.paper_report import write_report
 
 
@@ -149,17 +151,19 @@ def test_cli_runs_in_parallel_skips_done_runs_and_names_failures(tmp_path, capsy
   text_config = _config("default", None)
   for run in tables["extrapolation"]:
     _fake_run(tmp_path, run, text_config, _extrapolation_result({1: 1.0, 2: 1.0}))
+  archive = f"--archive={tmp_path / 'archive'}"
   paper.main([f"--runs={tmp_path}", f"--out={tmp_path / 'out'}", "--tables=extrapolation",
-              "--jobs=2"])
+              "--jobs=2", archive])
   out = capsys.readouterr().out
   assert out.count("done before") == 2 and "[2/2]" in out
   assert "## Length extrapolation" in (tmp_path / "out" / "paper_reproduction.md").read_text()
-  paper.main([f"--runs={tmp_path}", f"--out={tmp_path / 'again'}", "--report_only"])
+  paper.main([f"--runs={tmp_path}", f"--out={tmp_path / 'again'}", "--report_only", archive])
   assert "done before" not in capsys.readouterr().out
   assert (tmp_path / "again" / "paper_reproduction.md").is_file()
-  monkeypatch.setattr(paper, "run_one", lambda r, d, jobs: f"{r.table}/{r.name}: FAILED, boom")
+  monkeypatch.setattr(paper, "run_one",
+                      lambda r, d, jobs, a: f"{r.table}/{r.name}: FAILED, boom")
   with pytest.raises(SystemExit, match=r"5 runs failed \(see their run.log\): ") as exit_:
-    paper.main([f"--runs={tmp_path}", f"--out={tmp_path / 'out'}", "--tables=mqar"])
+    paper.main([f"--runs={tmp_path}", f"--out={tmp_path / 'out'}", "--tables=mqar", archive])
   assert sorted(str(exit_.value).split(": ")[1].split(", ")) == sorted(
       f"mqar/{r.name}" for r in tables["mqar"])
 
@@ -168,3 +172,39 @@ def test_unknown_table_is_an_error(tmp_path):
   out = subprocess.run([sys.executable, "-m", "xlstm_jax.evaluation.paper", "--tables=nope",
                         f"--runs={tmp_path}"], capture_output=True, text=True, cwd=ROOT)
   assert out.returncode == 2 and "unknown tables ['nope']" in out.stderr
+
+
+def test_only_picks_runs_in_its_order_and_rejects_a_pattern_matching_none(tmp_path, capsys,
+                                                                          monkeypatch):
+  started = []
+  monkeypatch.setattr(paper, "run_one",
+                      lambda r, d, jobs, a: started.append(f"{r.table}/{r.name}") or "ok")
+  with pytest.raises(SystemExit, match="runs failed"):   # the fake runs wrote no eval.json
+    paper.main([f"--runs={tmp_path}", f"--out={tmp_path / 'out'}", "--archive=",
+                "--tables=formal,mqar", "--only=formal/parity_llama,mqar/*,formal/parity_*"])
+  parity = [f"formal/parity_{m}" for m in FORMAL_FAMILIES if m != "llama"]
+  mqar = [f"mqar/{r.name}" for r in paper.experiments()["mqar"]]
+  assert started == ["formal/parity_llama", *mqar, *parity]   # each once, in pattern order
+  with pytest.raises(SystemExit):
+    paper.main([f"--runs={tmp_path}", "--tables=mqar", "--only=formal/*", "--archive="])
+  assert "--only='formal/*' matches no run of the tables ['mqar']" in capsys.readouterr().err
+
+
+def test_archived_results_outlive_the_runs_directory(tmp_path):
+  run = paper.experiments()["revision"][0]
+  runs, archive = tmp_path / "runs", tmp_path / "archive"
+  with pytest.raises(FileNotFoundError, match="has no eval.json"):
+    archive_run(runs, run, archive)
+  _fake_run(runs, run, _config("revision", "model=mlstm"), {**_task_result(0.5), "step": 7})
+  record_wall = runs / run.table / run.name / "wall.jsonl"
+  record_wall.write_text('{"seconds": 60, "date": "2026-12-06", "machine": "m", "jobs": 2}\n')
+  archive_run(runs, run, archive)
+  assert sorted(f.name for f in (archive / run.table / run.name).iterdir()) == sorted(
+      RESULT_FILES)
+  shutil.rmtree(runs)                                    # the machine's runs are gone
+  assert load(runs, run) is None
+  kept = load(runs, run, archive)
+  assert kept["eval"]["step"] == 7 and kept["wall"][0]["jobs"] == 2
+  assert paper.run_one(run, runs, archive=archive) == f"revision/{run.name}: done before"
+  report = write_report(runs, tmp_path / "out", {"revision": [run]}, archive).read_text()
+  assert f"| revision/{run.name} |" in report and "`archive/`" in report

@@ -3,13 +3,16 @@
   python -m xlstm_jax.evaluation.paper --runs=runs/paper --jobs=2          # all tables
   python -m xlstm_jax.evaluation.paper --runs=runs/paper --tables=revision
   python -m xlstm_jax.evaluation.paper --runs=runs/paper --report_only     # tables + plots
+  python -m xlstm_jax.evaluation.paper --runs=runs/paper --only='formal/parity_*' --jobs=2
 
 Each run is `python -m xlstm_jax.train` in RUNS/<table>/<name> followed by
 `python -m xlstm_jax.eval` (xlstm_jax.experiments.runner, from the current directory: the
 configs/ paths of evaluation/paper_runs.py are relative to it); a run with an
 eval.json is done and skipped, an interrupted one resumes from its checkpoint, so the
-command can be repeated until everything is in. The report, docs/results/
-paper_reproduction.md by default, is written from the eval.json and config.json files
+command can be repeated until everything is in. A finished run's eval.json, config.json
+and wall.jsonl are also copied to the archive (--archive, docs/results/paper_runs: commit
+it), which counts as done too, so results outlive a machine whose runs directory is gone.
+The report, docs/results/paper_reproduction.md by default, is written from those files
 alone: every number in it comes from a run, and each finding is checked against the
 threshold the issue states, reproduced or not.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import fnmatch
 import json
 import os
 import pathlib
@@ -26,7 +30,7 @@ import sys
 import time
 
 from xlstm_jax.evaluation.paper_report import write_report
-from xlstm_jax.evaluation.paper_runs import Run, experiments, load
+from xlstm_jax.evaluation.paper_runs import Run, archive_run, experiments, load
 from xlstm_jax.experiments import runner
 
 
@@ -39,11 +43,13 @@ def record_wall_time(workdir: pathlib.Path, seconds: float, jobs: int) -> None:
     f.write(json.dumps(entry) + "\n")
 
 
-def run_one(run: Run, runs_dir: pathlib.Path, jobs: int = 1) -> str:
-  """Trains (or resumes) and evaluates `run` unless its eval.json exists, recording the
-  attempt's wall time (`record_wall_time`); a status line."""
+def run_one(run: Run, runs_dir: pathlib.Path, jobs: int = 1,
+            archive: pathlib.Path | None = None) -> str:
+  """Trains (or resumes) and evaluates `run` unless the runs directory or `archive` has its
+  eval.json, recording the attempt's wall time (`record_wall_time`) and archiving a finished
+  run (`archive_run`); a status line."""
   workdir = runs_dir / run.table / run.name
-  if (workdir / "eval.json").is_file():
+  if load(runs_dir, run, archive) is not None:
     return f"{run.table}/{run.name}: done before"
   start = time.time()
   error = runner.train_and_eval(workdir, run.config, list(run.overrides), list(run.eval_args))
@@ -51,16 +57,19 @@ def run_one(run: Run, runs_dir: pathlib.Path, jobs: int = 1) -> str:
   record_wall_time(workdir, seconds, jobs)
   if error:
     return f"{run.table}/{run.name}: FAILED, {error}"
+  if archive is not None:
+    archive_run(runs_dir, run, archive)
   return f"{run.table}/{run.name}: done in {seconds / 60:.1f} min"
 
 
-def run_all(runs: list[Run], runs_dir: pathlib.Path, jobs: int) -> list[str]:
+def run_all(runs: list[Run], runs_dir: pathlib.Path, jobs: int,
+            archive: pathlib.Path | None = None) -> list[str]:
   """Runs `runs`, `jobs` at a time, printing a line as each ends; the failed runs' names."""
   failed = []
-  ended = runner.run_jobs(runs, lambda r: run_one(r, runs_dir, jobs), max(jobs, 1))
+  ended = runner.run_jobs(runs, lambda r: run_one(r, runs_dir, jobs, archive), max(jobs, 1))
   for i, (run, status) in enumerate(ended, start=1):
     print(f"[{i}/{len(runs)}] {status}", flush=True)
-    if load(runs_dir, run) is None:   # no eval.json: it failed
+    if load(runs_dir, run, archive) is None:   # no eval.json: it failed
       failed.append(f"{run.table}/{run.name}")
   return failed
 
@@ -72,6 +81,13 @@ def main(argv=None) -> None:
   parser.add_argument("--out", default="docs/results", help="report and plot directory")
   parser.add_argument("--tables", default=",".join(experiments()),
                       help="comma-separated tables to run: " + ", ".join(experiments()))
+  parser.add_argument("--only", default="",
+                      help="comma-separated TABLE/NAME patterns (fnmatch, e.g. "
+                           "'formal/parity_*'): run just these of the chosen tables, in this "
+                           "order (the report still covers the whole tables)")
+  parser.add_argument("--archive", default="docs/results/paper_runs",
+                      help="where finished runs' result files are copied and also looked up "
+                           "('' for none)")
   parser.add_argument("--jobs", type=int, default=1, help="runs at the same time")
   parser.add_argument("--report_only", action="store_true", help="write the report only")
   args = parser.parse_args(argv)
@@ -81,10 +97,18 @@ def main(argv=None) -> None:
   if unknown:
     parser.error(f"unknown tables {unknown}; known: {sorted(tables)}")
   runs_dir = pathlib.Path(args.runs).resolve()
+  archive = pathlib.Path(args.archive).resolve() if args.archive else None
+  runs = [r for t in chosen for r in tables[t]]
+  if args.only:
+    patterns = args.only.split(",")
+    runs = [r for p in patterns for r in runs if fnmatch.fnmatch(f"{r.table}/{r.name}", p)]
+    runs = list(dict.fromkeys(runs))   # a run matched by two patterns runs once
+    if not runs:
+      parser.error(f"--only={args.only!r} matches no run of the tables {chosen}")
   failed = []
   if not args.report_only:
-    failed = run_all([r for t in chosen for r in tables[t]], runs_dir, args.jobs)
-  print(f"wrote {write_report(runs_dir, pathlib.Path(args.out), tables)}")
+    failed = run_all(runs, runs_dir, args.jobs, archive)
+  print(f"wrote {write_report(runs_dir, pathlib.Path(args.out), tables, archive)}")
   if failed:   # the report marks their findings "not run yet"
     sys.exit(f"{len(failed)} runs failed (see their run.log): {', '.join(failed)}")
 

@@ -259,15 +259,18 @@ DIFFERENCES = """\
 """
 
 
-def write_report(runs_dir: pathlib.Path, out_dir: pathlib.Path,
-                 tables: dict[str, list[Run]]) -> pathlib.Path:
-  """Writes OUT/paper_reproduction.md (and its PNGs) from the finished runs of `tables`."""
+def write_report(runs_dir: pathlib.Path, out_dir: pathlib.Path, tables: dict[str, list[Run]],
+                 archive: pathlib.Path | None = None) -> pathlib.Path:
+  """Writes OUT/paper_reproduction.md (and its PNGs) from the finished runs of `tables`, in
+  `runs_dir` or in `archive` (paper_runs.load)."""
   out_dir.mkdir(parents=True, exist_ok=True)
-  done = {r: d for rs in tables.values() for r in rs if (d := load(runs_dir, r)) is not None}
+  done = {r: d for rs in tables.values() for r in rs
+          if (d := load(runs_dir, r, archive)) is not None}
   missing = [f"{r.table}/{r.name}" for rs in tables.values() for r in rs if r not in done]
   lines = ["# Reproducing the xLSTM paper's qualitative findings", "",
            f"Written by `python -m xlstm_jax.evaluation.paper` on "
-           f"{datetime.date.today().isoformat()} from the runs in `{runs_dir.name}/` "
+           f"{datetime.date.today().isoformat()} from the runs in `{runs_dir.name}/`"
+           f"{f' and `{archive.name}/`' if archive is not None else ''} "
            f"(jax {jax.__version__}, {platform.machine()} CPU). Each section states a finding, "
            "the threshold it is checked against, and whether the runs reproduce it.", ""]
   summary = ["## Findings", "", "| finding | verdict |", "|---|---|"]

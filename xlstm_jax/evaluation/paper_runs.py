@@ -1,6 +1,7 @@
-"""The runs of the xLSTM paper's qualitative experiments at CPU size (pure data: no jax, no
-running): each table's runs with their configs and flags (`experiments`), the model labels
-and a finished run's results (`load`). evaluation/paper.py runs them, paper_report.py reports.
+"""The runs of the xLSTM paper's qualitative experiments at CPU size (no jax, no running):
+each table's runs with their configs and flags (`experiments`), the model labels, a finished
+run's results (`load`) and their committed archive (`archive_run`). evaluation/paper.py runs
+them, paper_report.py reports.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
+import shutil
 
 FORMAL_FAMILIES = ("slstm", "xlstm11", "mlstm", "llama", "lstm")
 MQAR_GRID_FAMILIES = ("xlstm11", "mlstm", "llama", "lstm")
@@ -62,14 +64,35 @@ def experiments() -> dict[str, list[Run]]:
           "formal": formal, "mqar_grid": mqar_grid}
 
 
-def load(runs_dir: pathlib.Path, run: Run) -> dict | None:
+# What a finished run leaves that the report reads: small, kept in the archive (the
+# checkpoints and logs stay in the runs directory)
+RESULT_FILES = ("eval.json", "config.json", "wall.jsonl")
+
+
+def load(runs_dir: pathlib.Path, run: Run,
+         archive: pathlib.Path | None = None) -> dict | None:
   """{"eval", "config", "wall"} of a finished run (wall: its attempts' wall.jsonl lines,
-  [] if none were recorded), or None."""
-  workdir = runs_dir / run.table / run.name
-  if not (workdir / "eval.json").is_file():
-    return None
-  wall = workdir / "wall.jsonl"
-  return {"eval": json.loads((workdir / "eval.json").read_text()),
-          "config": json.loads((workdir / "config.json").read_text()),
-          "wall": [json.loads(line) for line in wall.read_text().splitlines()
-                   if line.strip()] if wall.is_file() else []}
+  [] if none were recorded), from RUNS_DIR/<table>/<name>, else from the same place in
+  `archive` (`archive_run`); None if neither has its eval.json."""
+  for base in (runs_dir, archive):
+    workdir = None if base is None else base / run.table / run.name
+    if workdir is None or not (workdir / "eval.json").is_file():
+      continue
+    wall = workdir / "wall.jsonl"
+    return {"eval": json.loads((workdir / "eval.json").read_text()),
+            "config": json.loads((workdir / "config.json").read_text()),
+            "wall": [json.loads(line) for line in wall.read_text().splitlines()
+                     if line.strip()] if wall.is_file() else []}
+  return None
+
+
+def archive_run(runs_dir: pathlib.Path, run: Run, archive: pathlib.Path) -> None:
+  """Copies a finished run's RESULT_FILES to ARCHIVE/<table>/<name>, so that its results
+  outlive the runs directory (the archive is committed; a machine's runs may not last)."""
+  source, target = runs_dir / run.table / run.name, archive / run.table / run.name
+  if not (source / "eval.json").is_file():
+    raise FileNotFoundError(f"{source} has no eval.json: run {run.table}/{run.name} first")
+  target.mkdir(parents=True, exist_ok=True)
+  for name in RESULT_FILES:
+    if (source / name).is_file():
+      shutil.copyfile(source / name, target / name)
