@@ -198,7 +198,7 @@ def test_archived_results_outlive_the_runs_directory(tmp_path):
   _fake_run(runs, run, _config("revision", "model=mlstm"), {**_task_result(0.5), "step": 7})
   record_wall = runs / run.table / run.name / "wall.jsonl"
   record_wall.write_text('{"seconds": 60, "date": "2026-12-06", "machine": "m", "jobs": 2}\n')
-  archive_run(runs, run, archive)
+  assert paper.run_one(run, runs, archive=archive) == f"revision/{run.name}: done before"
   assert sorted(f.name for f in (archive / run.table / run.name).iterdir()) == sorted(
       RESULT_FILES)
   shutil.rmtree(runs)                                    # the machine's runs are gone
@@ -208,3 +208,18 @@ def test_archived_results_outlive_the_runs_directory(tmp_path):
   assert paper.run_one(run, runs, archive=archive) == f"revision/{run.name}: done before"
   report = write_report(runs, tmp_path / "out", {"revision": [run]}, archive).read_text()
   assert f"| revision/{run.name} |" in report and "`archive/`" in report
+
+
+def test_a_run_that_finishes_is_archived_with_its_wall_time(tmp_path, monkeypatch):
+  run = paper.experiments()["revision"][0]
+  runs, archive = tmp_path / "runs", tmp_path / "archive"
+
+  def fake_train_and_eval(workdir, config, overrides, eval_args):
+    _fake_run(runs, run, _config("revision", "model=mlstm"), _task_result(0.5))
+    return None   # no error
+
+  monkeypatch.setattr(paper.runner, "train_and_eval", fake_train_and_eval)
+  assert paper.run_one(run, runs, jobs=2, archive=archive).startswith(
+      f"revision/{run.name}: done in")
+  kept = load(tmp_path / "gone", run, archive)
+  assert kept["eval"]["scaled_accuracy"] == 0.5 and kept["wall"][0]["jobs"] == 2

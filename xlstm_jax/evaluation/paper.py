@@ -50,6 +50,8 @@ def run_one(run: Run, runs_dir: pathlib.Path, jobs: int = 1,
   run (`archive_run`); a status line."""
   workdir = runs_dir / run.table / run.name
   if load(runs_dir, run, archive) is not None:
+    if archive is not None and (workdir / "eval.json").is_file():
+      archive_run(runs_dir, run, archive)   # it may have finished before the archive existed
     return f"{run.table}/{run.name}: done before"
   start = time.time()
   error = runner.train_and_eval(workdir, run.config, list(run.overrides), list(run.eval_args))
