@@ -133,7 +133,7 @@ def test_run_one_trains_evaluates_then_skips(tmp_path):
   result = json.loads((tmp_path / "revision" / "mlstm_exp" / "eval.json").read_text())
   assert result["step"] == 2 and sorted(result["per_length"]) == ["2", "3"]
   assert paper.run_one(run, tmp_path) == "revision/mlstm_exp: done before"
-  wall = paper.load(tmp_path, run)["wall"]       # one attempt, recorded
+  wall = load(tmp_path, run)["wall"]       # one attempt, recorded
   assert len(wall) == 1 and wall[0]["seconds"] > 0 and wall[0]["jobs"] == 1
   report = write_report(tmp_path, tmp_path / "out", {"revision": [run]}).read_text()
   minutes = f"{wall[0]['seconds'] / 60:.0f}"

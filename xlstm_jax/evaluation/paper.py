@@ -30,7 +30,7 @@ import sys
 import time
 
 from xlstm_jax.evaluation.paper_report import write_report
-from xlstm_jax.evaluation.paper_runs import Run, archive_run, experiments, load
+from xlstm_jax.evaluation.paper_runs import Run, archive_run, experiments, result_dir
 from xlstm_jax.experiments import runner
 
 
@@ -49,8 +49,9 @@ def run_one(run: Run, runs_dir: pathlib.Path, jobs: int = 1,
   eval.json, recording the attempt's wall time (`record_wall_time`) and archiving a finished
   run (`archive_run`); a status line."""
   workdir = runs_dir / run.table / run.name
-  if load(runs_dir, run, archive) is not None:
-    if archive is not None and (workdir / "eval.json").is_file():
+  done_in = result_dir(runs_dir, run, archive)
+  if done_in is not None:
+    if archive is not None and done_in == workdir:
       archive_run(runs_dir, run, archive)   # it may have finished before the archive existed
     return f"{run.table}/{run.name}: done before"
   start = time.time()
@@ -71,7 +72,7 @@ def run_all(runs: list[Run], runs_dir: pathlib.Path, jobs: int,
   ended = runner.run_jobs(runs, lambda r: run_one(r, runs_dir, jobs, archive), max(jobs, 1))
   for i, (run, status) in enumerate(ended, start=1):
     print(f"[{i}/{len(runs)}] {status}", flush=True)
-    if load(runs_dir, run, archive) is None:   # no eval.json: it failed
+    if result_dir(runs_dir, run, archive) is None:   # no eval.json: it failed
       failed.append(f"{run.table}/{run.name}")
   return failed
 

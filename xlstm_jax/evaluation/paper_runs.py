@@ -1,7 +1,7 @@
 """The runs of the xLSTM paper's qualitative experiments at CPU size (no jax, no running):
-each table's runs with their configs and flags (`experiments`), the model labels, a finished
-run's results (`load`) and their committed archive (`archive_run`). evaluation/paper.py runs
-them, paper_report.py reports.
+each table's runs with their configs and flags (`experiments`), the model labels, where a
+finished run's results are (`result_dir`), the results (`load`) and their committed archive
+(`archive_run`). evaluation/paper.py runs them, paper_report.py reports.
 """
 
 from __future__ import annotations
@@ -69,21 +69,28 @@ def experiments() -> dict[str, list[Run]]:
 RESULT_FILES = ("eval.json", "config.json", "wall.jsonl")
 
 
+def result_dir(runs_dir: pathlib.Path, run: Run,
+               archive: pathlib.Path | None = None) -> pathlib.Path | None:
+  """Where `run`'s results are: RUNS_DIR/<table>/<name> if it has its eval.json, else the
+  same place in `archive` (`archive_run`) if that has it, else None (not finished)."""
+  for base in (runs_dir, archive):
+    if base is not None and (base / run.table / run.name / "eval.json").is_file():
+      return base / run.table / run.name
+  return None
+
+
 def load(runs_dir: pathlib.Path, run: Run,
          archive: pathlib.Path | None = None) -> dict | None:
   """{"eval", "config", "wall"} of a finished run (wall: its attempts' wall.jsonl lines,
-  [] if none were recorded), from RUNS_DIR/<table>/<name>, else from the same place in
-  `archive` (`archive_run`); None if neither has its eval.json."""
-  for base in (runs_dir, archive):
-    workdir = None if base is None else base / run.table / run.name
-    if workdir is None or not (workdir / "eval.json").is_file():
-      continue
-    wall = workdir / "wall.jsonl"
-    return {"eval": json.loads((workdir / "eval.json").read_text()),
-            "config": json.loads((workdir / "config.json").read_text()),
-            "wall": [json.loads(line) for line in wall.read_text().splitlines()
-                     if line.strip()] if wall.is_file() else []}
-  return None
+  [] if none were recorded), read from `result_dir`; None if it has not finished."""
+  workdir = result_dir(runs_dir, run, archive)
+  if workdir is None:
+    return None
+  wall = workdir / "wall.jsonl"
+  return {"eval": json.loads((workdir / "eval.json").read_text()),
+          "config": json.loads((workdir / "config.json").read_text()),
+          "wall": [json.loads(line) for line in wall.read_text().splitlines()
+                   if line.strip()] if wall.is_file() else []}
 
 
 def archive_run(runs_dir: pathlib.Path, run: Run, archive: pathlib.Path) -> None:
