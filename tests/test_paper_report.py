@@ -18,7 +18,7 @@ from xlstm_jax.evaluation.paper_report import write_report
 
 def _fake_run(runs_dir, run, config, result):
   workdir = runs_dir / run.table / run.name
-  workdir.mkdir(parents=True)
+  workdir.mkdir(parents=True, exist_ok=True)
   (workdir / "config.json").write_text(json.dumps(config.to_dict()))
   (workdir / "eval.json").write_text(json.dumps(result))
 

@@ -4,6 +4,7 @@
   python -m xlstm_jax.evaluation.paper --runs=runs/paper --tables=revision
   python -m xlstm_jax.evaluation.paper --runs=runs/paper --report_only     # tables + plots
   python -m xlstm_jax.evaluation.paper --runs=runs/paper --only='formal/parity_*' --jobs=2
+  python -m xlstm_jax.evaluation.paper --runs=runs/paper --save_progress   # before a stop
 
 Each run is `python -m xlstm_jax.train` in RUNS/<table>/<name> followed by
 `python -m xlstm_jax.eval` (xlstm_jax.experiments.runner, from the current directory: the
@@ -12,6 +13,9 @@ eval.json is done and skipped, an interrupted one resumes from its checkpoint, s
 command can be repeated until everything is in. A finished run's eval.json, config.json
 and wall.jsonl are also copied to the archive (--archive, docs/results/paper_runs: commit
 it), which counts as done too, so results outlive a machine whose runs directory is gone.
+A run that cannot finish on one machine goes on on the next: --save_progress copies each
+unfinished run's newest checkpoint to ARCHIVE/<table>/<name>/progress (commit it, ~1 MB),
+and a run whose runs directory has no newer checkpoint resumes from there.
 The report, docs/results/paper_reproduction.md by default, is written from those files
 alone: every number in it comes from a run, and each finding is checked against the
 threshold the issue states, reproduced or not.
@@ -30,34 +34,67 @@ import sys
 import time
 
 from xlstm_jax.evaluation.paper_report import write_report
-from xlstm_jax.evaluation.paper_runs import Run, archive_run, experiments, result_dir
+from xlstm_jax.evaluation.paper_runs import (Run, archive_progress, archive_run, experiments,
+                                              restore_progress, result_dir)
 from xlstm_jax.experiments import runner
 
 
+ATTEMPT = "attempt.json"   # in a workdir while an attempt runs: its start time and jobs
+
+
+def wall_entry(seconds: float, jobs: int) -> dict:
+  """One attempt's wall.jsonl line: its wall time, date and machine; `jobs`: runs sharing
+  the machine."""
+  return {"seconds": round(seconds, 1), "date": datetime.date.today().isoformat(),
+          "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "jobs": jobs}
+
+
 def record_wall_time(workdir: pathlib.Path, seconds: float, jobs: int) -> None:
-  """Appends one attempt's wall time, date and machine to WORKDIR/wall.jsonl (a resumed run
-  has one line per attempt; the report sums them). `jobs`: runs sharing the machine."""
-  entry = {"seconds": round(seconds, 1), "date": datetime.date.today().isoformat(),
-           "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "jobs": jobs}
+  """Appends one attempt's `wall_entry` to WORKDIR/wall.jsonl (a resumed run has one line
+  per attempt; the report sums them)."""
   with open(workdir / "wall.jsonl", "a") as f:
-    f.write(json.dumps(entry) + "\n")
+    f.write(json.dumps(wall_entry(seconds, jobs)) + "\n")
+
+
+def save_progress(run: Run, runs_dir: pathlib.Path, archive: pathlib.Path) -> str:
+  """`archive_progress` of an unfinished run, counting an attempt still running (its
+  ATTEMPT file) up to now; a status line."""
+  if result_dir(runs_dir, run, archive) is not None:
+    return f"{run.table}/{run.name}: finished, nothing to save"
+  attempt_file = runs_dir / run.table / run.name / ATTEMPT
+  in_flight = None
+  if attempt_file.is_file():
+    attempt = json.loads(attempt_file.read_text())
+    in_flight = {**wall_entry(time.time() - attempt["start"], attempt["jobs"]),
+                 "in_flight": True}
+  step = archive_progress(runs_dir, run, archive, in_flight)
+  if step is None:
+    return f"{run.table}/{run.name}: no finished checkpoint to save"
+  return f"{run.table}/{run.name}: step {step} saved to the archive"
 
 
 def run_one(run: Run, runs_dir: pathlib.Path, jobs: int = 1,
             archive: pathlib.Path | None = None) -> str:
   """Trains (or resumes) and evaluates `run` unless the runs directory or `archive` has its
   eval.json, recording the attempt's wall time (`record_wall_time`) and archiving a finished
-  run (`archive_run`); a status line."""
+  run (`archive_run`); a status line. A run with progress in `archive` and no newer
+  checkpoint of its own resumes from it (`restore_progress`)."""
   workdir = runs_dir / run.table / run.name
   done_in = result_dir(runs_dir, run, archive)
   if done_in is not None:
     if archive is not None and done_in == workdir:
       archive_run(runs_dir, run, archive)   # it may have finished before the archive existed
     return f"{run.table}/{run.name}: done before"
+  resumed = restore_progress(runs_dir, run, archive) if archive is not None else None
+  if resumed is not None:
+    print(f"{run.table}/{run.name}: resuming from step {resumed} of the archive", flush=True)
   start = time.time()
+  workdir.mkdir(parents=True, exist_ok=True)
+  (workdir / ATTEMPT).write_text(json.dumps({"start": start, "jobs": jobs}))
   error = runner.train_and_eval(workdir, run.config, list(run.overrides), list(run.eval_args))
   seconds = time.time() - start
   record_wall_time(workdir, seconds, jobs)
+  (workdir / ATTEMPT).unlink()
   if error:
     return f"{run.table}/{run.name}: FAILED, {error}"
   if archive is not None:
@@ -93,6 +130,10 @@ def main(argv=None) -> None:
                            "('' for none)")
   parser.add_argument("--jobs", type=int, default=1, help="runs at the same time")
   parser.add_argument("--report_only", action="store_true", help="write the report only")
+  parser.add_argument("--save_progress", action="store_true",
+                      help="copy each chosen unfinished run's newest checkpoint to the archive "
+                           "(safe while it trains; commit it before the machine goes), then "
+                           "exit; a later run resumes from it")
   args = parser.parse_args(argv)
   tables = experiments()
   chosen = args.tables.split(",")
@@ -108,6 +149,12 @@ def main(argv=None) -> None:
     runs = list(dict.fromkeys(runs))   # a run matched by two patterns runs once
     if not runs:
       parser.error(f"--only={args.only!r} matches no run of the tables {chosen}")
+  if args.save_progress:
+    if archive is None:
+      parser.error("--save_progress needs an --archive")
+    for run in runs:
+      print(save_progress(run, runs_dir, archive), flush=True)
+    return
   failed = []
   if not args.report_only:
     failed = run_all(runs, runs_dir, args.jobs, archive)

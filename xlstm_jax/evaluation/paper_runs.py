@@ -1,7 +1,9 @@
 """The runs of the xLSTM paper's qualitative experiments at CPU size (no jax, no running):
 each table's runs with their configs and flags (`experiments`), the model labels, where a
-finished run's results are (`result_dir`), the results (`load`) and their committed archive
-(`archive_run`). evaluation/paper.py runs them, paper_report.py reports.
+finished run's results are (`result_dir`), the results (`load`), their committed archive
+(`archive_run`), and an unfinished run's progress carried to another machine
+(`archive_progress`, `restore_progress`). evaluation/paper.py runs them, paper_report.py
+reports.
 """
 
 from __future__ import annotations
@@ -103,3 +105,70 @@ def archive_run(runs_dir: pathlib.Path, run: Run, archive: pathlib.Path) -> None
   for name in RESULT_FILES:
     if (source / name).is_file():
       shutil.copyfile(source / name, target / name)
+  shutil.rmtree(target / PROGRESS, ignore_errors=True)   # the results supersede it
+
+
+# An unfinished run's progress, kept in ARCHIVE/<table>/<name>/progress: its newest finished
+# checkpoint (~1 MB for the formal models: parameters, optimizer state, data position) and
+# the files training resumes with, so that a long run goes on across machines
+PROGRESS = "progress"
+PROGRESS_FILES = ("config.json", "metrics.jsonl", "wall.jsonl")
+CHECKPOINT_MANIFEST = "integrity.json"   # training.integrity.MANIFEST (importing it loads jax)
+
+
+def newest_checkpoint(workdir: pathlib.Path) -> pathlib.Path | None:
+  """WORKDIR/checkpoints/<step> of the highest step whose save finished (the checksum
+  manifest is written once orbax completed it), or None."""
+  checkpoints = workdir / "checkpoints"
+  steps = [p for p in checkpoints.iterdir()
+           if p.name.isdigit() and (p / CHECKPOINT_MANIFEST).is_file()
+           ] if checkpoints.is_dir() else []
+  return max(steps, key=lambda p: int(p.name), default=None)
+
+
+def archive_progress(runs_dir: pathlib.Path, run: Run, archive: pathlib.Path,
+                     in_flight: dict | None = None) -> int | None:
+  """Copies an unfinished run's newest finished checkpoint and PROGRESS_FILES to
+  ARCHIVE/<table>/<name>/progress, replacing what was there; the checkpoint's step, or None
+  if the run has none. `in_flight`: a wall.jsonl line for an attempt still running (the
+  time spent so far), appended to the archived copy only. Safe while the run trains: a
+  checkpoint that the run deletes during the copy is skipped for the next newest."""
+  source = runs_dir / run.table / run.name
+  target = archive / run.table / run.name / PROGRESS
+  partial = target.with_name(PROGRESS + ".partial")
+  for _ in range(3):
+    checkpoint = newest_checkpoint(source)
+    if checkpoint is None:
+      return None
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+      shutil.copytree(checkpoint, partial / "checkpoints" / checkpoint.name)
+      break
+    except (FileNotFoundError, shutil.Error):   # rotated away by the run meanwhile
+      continue
+  else:
+    raise RuntimeError(f"{source}'s checkpoints kept changing while being copied; try again")
+  for name in PROGRESS_FILES:
+    if (source / name).is_file():
+      shutil.copyfile(source / name, partial / name)
+  if in_flight is not None:
+    with open(partial / "wall.jsonl", "a") as f:
+      f.write(json.dumps(in_flight) + "\n")
+  shutil.rmtree(target, ignore_errors=True)
+  partial.rename(target)
+  return int(checkpoint.name)
+
+
+def restore_progress(runs_dir: pathlib.Path, run: Run, archive: pathlib.Path) -> int | None:
+  """Puts an archived progress (`archive_progress`) into RUNS_DIR/<table>/<name> when that has
+  no newer checkpoint of its own, so training resumes from it; the step restored, or None."""
+  source = archive / run.table / run.name / PROGRESS
+  workdir = runs_dir / run.table / run.name
+  checkpoint, own = newest_checkpoint(source), newest_checkpoint(workdir)
+  if checkpoint is None or (own is not None and int(own.name) >= int(checkpoint.name)):
+    return None
+  shutil.copytree(checkpoint, workdir / "checkpoints" / checkpoint.name)
+  for name in PROGRESS_FILES:
+    if (source / name).is_file():
+      shutil.copyfile(source / name, workdir / name)
+  return int(checkpoint.name)
