@@ -8,7 +8,8 @@ import subprocess
 from xlstm_jax.evaluation import paper
 from xlstm_jax.evaluation.paper_runs import (CHECKPOINT_MANIFEST, PROGRESS, Run,
                                               archive_progress, newest_checkpoint,
-                                              restore_progress)
+                                              progress_of, restore_progress)
+from xlstm_jax.evaluation.paper_report import write_report
 from xlstm_jax.experiments import runner
 from xlstm_jax.training import integrity
 
@@ -84,3 +85,22 @@ def test_only_finished_checkpoints_travel_and_a_newer_local_one_wins(tmp_path):
   assert (workdir / "checkpoints" / "300" / "state").read_text() == "state of step 300"
   assert paper.save_progress(Run("revision", "other", RUN.config), runs, archive) == (
       "revision/other: no finished checkpoint to save")
+
+
+def test_the_report_says_where_an_unfinished_run_stands(tmp_path):
+  runs, archive = tmp_path / "runs", tmp_path / "archive"
+  workdir = runs / RUN.table / RUN.name
+  _fake_checkpoint(workdir, 400)
+  (workdir / "config.json").write_text(json.dumps({"num_steps": 20000}))
+  (workdir / "metrics.jsonl").write_text("\n".join(json.dumps(m) for m in (
+      {"step": 200, "eval_accuracy": 0.5}, {"step": 400, "loss": 0.6},
+      {"step": 400, "eval_accuracy": 0.75}, {"step": 500, "eval_accuracy": 0.8})) + "\n")
+  assert progress_of(runs, RUN, archive) == {"step": 400, "num_steps": 20000,
+                                             "eval_accuracy": 0.75}   # not step 500's
+  archive_progress(runs, RUN, archive)
+  shutil.rmtree(runs)
+  assert progress_of(runs, RUN, archive)["step"] == 400   # from the archive
+  assert progress_of(runs, Run("revision", "other", RUN.config), archive) is None
+  report = write_report(runs, tmp_path / "out", {"revision": [RUN]}, archive).read_text()
+  assert ("Runs not finished yet: `revision/mlstm_exp` (at step 400 of 20,000, validation "
+          "accuracy 0.750).") in report

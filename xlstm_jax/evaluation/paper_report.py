@@ -15,7 +15,7 @@ import platform
 import jax
 
 from xlstm_jax.evaluation import plots
-from xlstm_jax.evaluation.paper_runs import LABELS, Run, load
+from xlstm_jax.evaluation.paper_runs import LABELS, Run, load, progress_of
 from xlstm_jax.counting.params import count_params
 from xlstm_jax.nn import ModelConfig
 
@@ -259,6 +259,16 @@ DIFFERENCES = """\
 """
 
 
+def _progress(runs_dir: pathlib.Path, run: Run, archive: pathlib.Path | None) -> str:
+  """" (at step S of N, validation accuracy A)" for a run with a checkpoint, else ""."""
+  p = progress_of(runs_dir, run, archive)
+  if p is None:
+    return ""
+  accuracy = "" if p["eval_accuracy"] is None else (
+      f", validation accuracy {p['eval_accuracy']:.3f}")
+  return f" (at step {p['step']:,} of {p['num_steps']:,}{accuracy})"
+
+
 def write_report(runs_dir: pathlib.Path, out_dir: pathlib.Path, tables: dict[str, list[Run]],
                  archive: pathlib.Path | None = None) -> pathlib.Path:
   """Writes OUT/paper_reproduction.md (and its PNGs) from the finished runs of `tables`, in
@@ -266,7 +276,8 @@ def write_report(runs_dir: pathlib.Path, out_dir: pathlib.Path, tables: dict[str
   out_dir.mkdir(parents=True, exist_ok=True)
   done = {r: d for rs in tables.values() for r in rs
           if (d := load(runs_dir, r, archive)) is not None}
-  missing = [f"{r.table}/{r.name}" for rs in tables.values() for r in rs if r not in done]
+  missing = [f"`{r.table}/{r.name}`{_progress(runs_dir, r, archive)}"
+             for rs in tables.values() for r in rs if r not in done]
   lines = ["# Reproducing the xLSTM paper's qualitative findings", "",
            f"Written by `python -m xlstm_jax.evaluation.paper` on "
            f"{datetime.date.today().isoformat()} from the runs in `{runs_dir.name}/`"
@@ -283,7 +294,7 @@ def write_report(runs_dir: pathlib.Path, out_dir: pathlib.Path, tables: dict[str
     body += [f"## {title}", "", FINDINGS[key], "", f"Verdict: {_verdict(ok)}.", "", *table, ""]
   lines += summary + [""] + body + ["## Settings", "", *_settings(done), ""]
   if missing:
-    lines += ["Runs not finished yet: " + ", ".join(f"`{m}`" for m in missing) + ".", ""]
+    lines += ["Runs not finished yet: " + ", ".join(missing) + ".", ""]
   lines.append(DIFFERENCES)
   path = out_dir / "paper_reproduction.md"
   path.write_text("\n".join(lines))

@@ -159,6 +159,30 @@ def archive_progress(runs_dir: pathlib.Path, run: Run, archive: pathlib.Path,
   return int(checkpoint.name)
 
 
+def progress_of(runs_dir: pathlib.Path, run: Run,
+                archive: pathlib.Path | None = None) -> dict | None:
+  """Where an unfinished run stands: {"step": its newest finished checkpoint, "num_steps",
+  "eval_accuracy": the last validation accuracy logged (None if none)} from the runs
+  directory or, if further there, `archive`'s progress; None without a checkpoint."""
+  best = None
+  for workdir in (runs_dir / run.table / run.name,
+                  None if archive is None else archive / run.table / run.name / PROGRESS):
+    checkpoint = None if workdir is None else newest_checkpoint(workdir)
+    if checkpoint is not None and (best is None or int(checkpoint.name) > best[0]):
+      best = (int(checkpoint.name), workdir)
+  if best is None:
+    return None
+  step, workdir = best
+  config = json.loads((workdir / "config.json").read_text())
+  metrics = workdir / "metrics.jsonl"
+  accuracy = None
+  for line in metrics.read_text().splitlines() if metrics.is_file() else ():
+    entry = json.loads(line)
+    if "eval_accuracy" in entry and entry["step"] <= step:
+      accuracy = entry["eval_accuracy"]
+  return {"step": step, "num_steps": config["num_steps"], "eval_accuracy": accuracy}
+
+
 def restore_progress(runs_dir: pathlib.Path, run: Run, archive: pathlib.Path) -> int | None:
   """Puts an archived progress (`archive_progress`) into RUNS_DIR/<table>/<name> when that has
   no newer checkpoint of its own, so training resumes from it; the step restored, or None."""
