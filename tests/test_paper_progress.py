@@ -4,6 +4,7 @@ finished checkpoint to the archive, and a runs directory without it resumes from
 import json
 import shutil
 import subprocess
+import time
 
 from xlstm_jax.evaluation import paper
 from xlstm_jax.evaluation.paper_runs import (CHECKPOINT_MANIFEST, PROGRESS, Run,
@@ -104,3 +105,23 @@ def test_the_report_says_where_an_unfinished_run_stands(tmp_path):
   report = write_report(runs, tmp_path / "out", {"revision": [RUN]}, archive).read_text()
   assert ("Runs not finished yet: `revision/mlstm_exp` (at step 400 of 20,000, validation "
           "accuracy 0.750).") in report
+
+
+def test_progress_reaches_the_archive_while_a_run_trains(tmp_path, monkeypatch, capsys):
+  runs, archive = tmp_path / "runs", tmp_path / "archive"
+
+  def training_that_dies(workdir, config, overrides, eval_args):
+    _fake_checkpoint(workdir, 100)
+    (workdir / "config.json").write_text(json.dumps({"num_steps": 1000}))
+    deadline = time.time() + 30
+    while not (archive / RUN.table / RUN.name / PROGRESS).is_dir() and time.time() < deadline:
+      time.sleep(0.01)   # the saver's turn
+    return "xlstm_jax.train failed (the machine went away)"
+
+  monkeypatch.setattr(paper.runner, "train_and_eval", training_that_dies)
+  status = paper.run_one(RUN, runs, archive=archive, progress_every_s=0.05)
+  assert "FAILED" in status
+  assert f"revision/{RUN.name}: step 100 saved to the archive" in capsys.readouterr().out
+  assert progress_of(tmp_path / "gone", RUN, archive)["step"] == 100
+  with paper.saving_progress(RUN, runs, None, 0.05):   # no archive: no thread, no error
+    pass

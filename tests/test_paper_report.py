@@ -161,7 +161,7 @@ def test_cli_runs_in_parallel_skips_done_runs_and_names_failures(tmp_path, capsy
   assert "done before" not in capsys.readouterr().out
   assert (tmp_path / "again" / "paper_reproduction.md").is_file()
   monkeypatch.setattr(paper, "run_one",
-                      lambda r, d, jobs, a: f"{r.table}/{r.name}: FAILED, boom")
+                      lambda r, d, jobs, a, **_: f"{r.table}/{r.name}: FAILED, boom")
   with pytest.raises(SystemExit, match=r"5 runs failed \(see their run.log\): ") as exit_:
     paper.main([f"--runs={tmp_path}", f"--out={tmp_path / 'out'}", "--tables=mqar", archive])
   assert sorted(str(exit_.value).split(": ")[1].split(", ")) == sorted(
@@ -178,7 +178,7 @@ def test_only_picks_runs_in_its_order_and_rejects_a_pattern_matching_none(tmp_pa
                                                                           monkeypatch):
   started = []
   monkeypatch.setattr(paper, "run_one",
-                      lambda r, d, jobs, a: started.append(f"{r.table}/{r.name}") or "ok")
+                      lambda r, d, jobs, a, **_: started.append(f"{r.table}/{r.name}") or "ok")
   with pytest.raises(SystemExit, match="runs failed"):   # the fake runs wrote no eval.json
     paper.main([f"--runs={tmp_path}", f"--out={tmp_path / 'out'}", "--archive=",
                 "--tables=formal,mqar", "--only=formal/parity_llama,mqar/*,formal/parity_*"])

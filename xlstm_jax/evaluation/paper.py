@@ -15,7 +15,9 @@ and wall.jsonl are also copied to the archive (--archive, docs/results/paper_run
 it), which counts as done too, so results outlive a machine whose runs directory is gone.
 A run that cannot finish on one machine goes on on the next: --save_progress copies each
 unfinished run's newest checkpoint to ARCHIVE/<table>/<name>/progress (commit it, ~1 MB),
-and a run whose runs directory has no newer checkpoint resumes from there.
+and a run whose runs directory has no newer checkpoint resumes from there; while a run
+trains, the runner does the same every --progress_every minutes, so a commit is all a
+machine's last minutes need.
 The report, docs/results/paper_reproduction.md by default, is written from those files
 alone: every number in it comes from a run, and each finding is checked against the
 threshold the issue states, reproduced or not.
@@ -24,6 +26,7 @@ threshold the issue states, reproduced or not.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import fnmatch
 import json
@@ -31,6 +34,7 @@ import os
 import pathlib
 import platform
 import sys
+import threading
 import time
 
 from xlstm_jax.evaluation.paper_report import write_report
@@ -73,12 +77,40 @@ def save_progress(run: Run, runs_dir: pathlib.Path, archive: pathlib.Path) -> st
   return f"{run.table}/{run.name}: step {step} saved to the archive"
 
 
+@contextlib.contextmanager
+def saving_progress(run: Run, runs_dir: pathlib.Path, archive: pathlib.Path | None,
+                    every_s: float):
+  """While open, `save_progress` of `run` every `every_s` seconds (a background thread; off
+  without an archive or with every_s <= 0), so that progress reaches the archive even if
+  nobody calls --save_progress before the machine goes. A failed save is reported, not
+  raised: the next one tries again."""
+  stop = threading.Event()
+
+  def save_until_stopped():
+    while not stop.wait(every_s):
+      try:
+        print(save_progress(run, runs_dir, archive), flush=True)
+      except Exception as err:  # noqa: BLE001 - keep training; the next save tries again
+        print(f"{run.table}/{run.name}: saving progress failed ({err})", flush=True)
+
+  thread = threading.Thread(target=save_until_stopped, daemon=True)
+  if archive is not None and every_s > 0:
+    thread.start()
+  try:
+    yield
+  finally:
+    stop.set()
+    if thread.is_alive():
+      thread.join()
+
+
 def run_one(run: Run, runs_dir: pathlib.Path, jobs: int = 1,
-            archive: pathlib.Path | None = None) -> str:
+            archive: pathlib.Path | None = None, progress_every_s: float = 0.0) -> str:
   """Trains (or resumes) and evaluates `run` unless the runs directory or `archive` has its
   eval.json, recording the attempt's wall time (`record_wall_time`) and archiving a finished
   run (`archive_run`); a status line. A run with progress in `archive` and no newer
-  checkpoint of its own resumes from it (`restore_progress`)."""
+  checkpoint of its own resumes from it (`restore_progress`); while it trains, its progress
+  is saved there every `progress_every_s` seconds (`saving_progress`)."""
   workdir = runs_dir / run.table / run.name
   done_in = result_dir(runs_dir, run, archive)
   if done_in is not None:
@@ -91,7 +123,9 @@ def run_one(run: Run, runs_dir: pathlib.Path, jobs: int = 1,
   start = time.time()
   workdir.mkdir(parents=True, exist_ok=True)
   (workdir / ATTEMPT).write_text(json.dumps({"start": start, "jobs": jobs}))
-  error = runner.train_and_eval(workdir, run.config, list(run.overrides), list(run.eval_args))
+  with saving_progress(run, runs_dir, archive, progress_every_s):
+    error = runner.train_and_eval(workdir, run.config, list(run.overrides),
+                                  list(run.eval_args))
   seconds = time.time() - start
   record_wall_time(workdir, seconds, jobs)
   (workdir / ATTEMPT).unlink()
@@ -103,10 +137,12 @@ def run_one(run: Run, runs_dir: pathlib.Path, jobs: int = 1,
 
 
 def run_all(runs: list[Run], runs_dir: pathlib.Path, jobs: int,
-            archive: pathlib.Path | None = None) -> list[str]:
+            archive: pathlib.Path | None = None, progress_every_s: float = 0.0) -> list[str]:
   """Runs `runs`, `jobs` at a time, printing a line as each ends; the failed runs' names."""
   failed = []
-  ended = runner.run_jobs(runs, lambda r: run_one(r, runs_dir, jobs, archive), max(jobs, 1))
+  ended = runner.run_jobs(
+      runs, lambda r: run_one(r, runs_dir, jobs, archive, progress_every_s=progress_every_s),
+      max(jobs, 1))
   for i, (run, status) in enumerate(ended, start=1):
     print(f"[{i}/{len(runs)}] {status}", flush=True)
     if result_dir(runs_dir, run, archive) is None:   # no eval.json: it failed
@@ -129,6 +165,9 @@ def main(argv=None) -> None:
                       help="where finished runs' result files are copied and also looked up "
                            "('' for none)")
   parser.add_argument("--jobs", type=int, default=1, help="runs at the same time")
+  parser.add_argument("--progress_every", type=float, default=15.0,
+                      help="minutes between automatic --save_progress of each run while it "
+                           "trains (0: only when asked)")
   parser.add_argument("--report_only", action="store_true", help="write the report only")
   parser.add_argument("--save_progress", action="store_true",
                       help="copy each chosen unfinished run's newest checkpoint to the archive "
@@ -157,7 +196,7 @@ def main(argv=None) -> None:
     return
   failed = []
   if not args.report_only:
-    failed = run_all(runs, runs_dir, args.jobs, archive)
+    failed = run_all(runs, runs_dir, args.jobs, archive, args.progress_every * 60)
   print(f"wrote {write_report(runs_dir, pathlib.Path(args.out), tables, archive)}")
   if failed:   # the report marks their findings "not run yet"
     sys.exit(f"{len(failed)} runs failed (see their run.log): {', '.join(failed)}")
