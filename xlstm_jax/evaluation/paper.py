@@ -123,12 +123,14 @@ def run_one(run: Run, runs_dir: pathlib.Path, jobs: int = 1,
   start = time.time()
   workdir.mkdir(parents=True, exist_ok=True)
   (workdir / ATTEMPT).write_text(json.dumps({"start": start, "jobs": jobs}))
-  with saving_progress(run, runs_dir, archive, progress_every_s):
-    error = runner.train_and_eval(workdir, run.config, list(run.overrides),
-                                  list(run.eval_args))
-  seconds = time.time() - start
-  record_wall_time(workdir, seconds, jobs)
-  (workdir / ATTEMPT).unlink()
+  try:
+    with saving_progress(run, runs_dir, archive, progress_every_s):
+      error = runner.train_and_eval(workdir, run.config, list(run.overrides),
+                                    list(run.eval_args))
+  finally:   # an interrupted attempt's time was spent too
+    seconds = time.time() - start
+    record_wall_time(workdir, seconds, jobs)
+    (workdir / ATTEMPT).unlink(missing_ok=True)
   if error:
     return f"{run.table}/{run.name}: FAILED, {error}"
   if archive is not None:

@@ -260,7 +260,8 @@ DIFFERENCES = """\
 
 
 def _progress(runs_dir: pathlib.Path, run: Run, archive: pathlib.Path | None) -> str:
-  """" (at step S of N, validation accuracy A)" for a run with a checkpoint, else ""."""
+  """The report's note on an unfinished run, ' (at step S of N, validation accuracy A)', or
+  '' if it has no checkpoint (`progress_of`)."""
   p = progress_of(runs_dir, run, archive)
   if p is None:
     return ""

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import pathlib
 import shutil
+import tempfile
 
 FORMAL_FAMILIES = ("slstm", "xlstm11", "mlstm", "llama", "lstm")
 MQAR_GRID_FAMILIES = ("xlstm11", "mlstm", "llama", "lstm")
@@ -135,18 +136,21 @@ def archive_progress(runs_dir: pathlib.Path, run: Run, archive: pathlib.Path,
   checkpoint that the run deletes during the copy is skipped for the next newest."""
   source = runs_dir / run.table / run.name
   target = archive / run.table / run.name / PROGRESS
-  partial = target.with_name(PROGRESS + ".partial")
+  target.parent.mkdir(parents=True, exist_ok=True)
+  partial = pathlib.Path(tempfile.mkdtemp(prefix=PROGRESS + ".", dir=target.parent))
   for _ in range(3):
     checkpoint = newest_checkpoint(source)
     if checkpoint is None:
+      shutil.rmtree(partial)
       return None
-    shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(partial / "checkpoints", ignore_errors=True)
     try:
       shutil.copytree(checkpoint, partial / "checkpoints" / checkpoint.name)
       break
     except (FileNotFoundError, shutil.Error):   # rotated away by the run meanwhile
       continue
   else:
+    shutil.rmtree(partial)
     raise RuntimeError(f"{source}'s checkpoints kept changing while being copied; try again")
   for name in PROGRESS_FILES:
     if (source / name).is_file():
@@ -155,7 +159,10 @@ def archive_progress(runs_dir: pathlib.Path, run: Run, archive: pathlib.Path,
     with open(partial / "wall.jsonl", "a") as f:
       f.write(json.dumps(in_flight) + "\n")
   shutil.rmtree(target, ignore_errors=True)
-  partial.rename(target)
+  try:
+    partial.rename(target)
+  except OSError:   # a concurrent save put its (equally good) copy there first
+    shutil.rmtree(partial)
   return int(checkpoint.name)
 
 
@@ -191,7 +198,9 @@ def restore_progress(runs_dir: pathlib.Path, run: Run, archive: pathlib.Path) ->
   checkpoint, own = newest_checkpoint(source), newest_checkpoint(workdir)
   if checkpoint is None or (own is not None and int(own.name) >= int(checkpoint.name)):
     return None
-  shutil.copytree(checkpoint, workdir / "checkpoints" / checkpoint.name)
+  destination = workdir / "checkpoints" / checkpoint.name
+  shutil.rmtree(destination, ignore_errors=True)   # a save of that step that never finished
+  shutil.copytree(checkpoint, destination)
   for name in PROGRESS_FILES:
     if (source / name).is_file():
       shutil.copyfile(source / name, workdir / name)
