@@ -96,6 +96,13 @@ def load(runs_dir: pathlib.Path, run: Run,
                    if line.strip()] if wall.is_file() else []}
 
 
+def _copy_present(source: pathlib.Path, target: pathlib.Path, names) -> None:
+  """Copies each of `names` that SOURCE has into TARGET."""
+  for name in names:
+    if (source / name).is_file():
+      shutil.copyfile(source / name, target / name)
+
+
 def archive_run(runs_dir: pathlib.Path, run: Run, archive: pathlib.Path) -> None:
   """Copies a finished run's RESULT_FILES to ARCHIVE/<table>/<name>, so that its results
   outlive the runs directory (the archive is committed; a machine's runs may not last)."""
@@ -103,9 +110,7 @@ def archive_run(runs_dir: pathlib.Path, run: Run, archive: pathlib.Path) -> None
   if not (source / "eval.json").is_file():
     raise FileNotFoundError(f"{source} has no eval.json: run {run.table}/{run.name} first")
   target.mkdir(parents=True, exist_ok=True)
-  for name in RESULT_FILES:
-    if (source / name).is_file():
-      shutil.copyfile(source / name, target / name)
+  _copy_present(source, target, RESULT_FILES)
   shutil.rmtree(target / PROGRESS, ignore_errors=True)   # the results supersede it
 
 
@@ -152,9 +157,7 @@ def archive_progress(runs_dir: pathlib.Path, run: Run, archive: pathlib.Path,
   else:
     shutil.rmtree(partial)
     raise RuntimeError(f"{source}'s checkpoints kept changing while being copied; try again")
-  for name in PROGRESS_FILES:
-    if (source / name).is_file():
-      shutil.copyfile(source / name, partial / name)
+  _copy_present(source, partial, PROGRESS_FILES)
   if in_flight is not None:
     with open(partial / "wall.jsonl", "a") as f:
       f.write(json.dumps(in_flight) + "\n")
@@ -201,7 +204,5 @@ def restore_progress(runs_dir: pathlib.Path, run: Run, archive: pathlib.Path) ->
   destination = workdir / "checkpoints" / checkpoint.name
   shutil.rmtree(destination, ignore_errors=True)   # a save of that step that never finished
   shutil.copytree(checkpoint, destination)
-  for name in PROGRESS_FILES:
-    if (source / name).is_file():
-      shutil.copyfile(source / name, workdir / name)
+  _copy_present(source, workdir, PROGRESS_FILES)
   return int(checkpoint.name)
