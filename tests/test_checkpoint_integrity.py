@@ -43,6 +43,17 @@ def test_every_checkpoint_gets_a_manifest_that_verifies(tmp_path):
   np.testing.assert_array_equal(state["w"], np.arange(64) * 2.0)
 
 
+def test_poll_writes_the_manifest_once_the_save_finished_without_a_next_save(tmp_path):
+  ckpt = Checkpointer(tmp_path, keep=5)
+  ckpt.save(1, _state(1.0), {"pos": 1})
+  ckpt.manager.wait_until_finished()   # the save is done; nothing wrote its manifest yet
+  assert not (tmp_path / "1" / integrity.MANIFEST).exists()
+  ckpt.poll()
+  assert integrity.verify(tmp_path / "1", _state(1.0), {"pos": 1}) is True
+  ckpt.poll()   # nothing in flight: a no-op
+  ckpt.close()
+
+
 def test_verify_names_the_array_that_changed(tmp_path):
   _save_steps(tmp_path, [1])
   changed = _state(1.0)

@@ -3,7 +3,8 @@ position together, so a resumed run sees exactly the batches it would have seen.
 
 Saves are asynchronous; orbax writes each step to a temporary directory and renames it when
 complete, so a run killed mid-save leaves the previous checkpoints intact. Each step
-directory also gets a checksum manifest once its save finished (xlstm_jax.training.integrity).
+directory also gets a checksum manifest once its save finished (xlstm_jax.training.integrity):
+the training loop polls after each step, so the manifest lands within a step of the save.
 A checkpoint that fails to restore, fails its manifest or holds NaN/Inf values is reported
 and the previous one is tried.
 """
@@ -44,6 +45,13 @@ class Checkpointer:
         state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)))
     self._unwritten = (step, content)
     self.trusted_step, self.restored_step = step, None
+
+  def poll(self) -> None:
+    """Writes the manifest of the save in flight if that save has finished; never waits.
+    Called after every training step, so a finished checkpoint is verified (and is what
+    `--save_progress` copies) without waiting for the next save."""
+    if self._unwritten is not None and not self.manager.is_saving_in_progress():
+      self._write_manifest()
 
   def _write_manifest(self) -> None:
     """Waits for the save in flight, then writes its manifest (process 0)."""

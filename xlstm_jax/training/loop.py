@@ -121,6 +121,7 @@ def _run(config, workdir: pathlib.Path, model_cfg, opt_cfg, mesh, train_ds, val_
         micro.append(metrics)
       metrics = jax.tree.map(lambda *m: sum(m) / accum, *micro) if accum > 1 else metrics
       step += 1
+      ckpt.poll()   # the previous save's manifest, once that save has finished
       if pending is not None:  # the previous step's metrics, read while this one runs
         last = log(pending)
       pending = (step, metrics)
