@@ -96,6 +96,22 @@ def test_formal_findings_need_every_run(tmp_path):
   assert "Verdict: **not run yet**." in report     # modular arithmetic is missing
   assert "| parity | 0.950 | 0.950 | 0.100 | 0.100 | 0.100 |" in report   # LSTM: shown only
   assert "| modular_arithmetic | - | - | - | - | - |" in report
+  assert "| parity | xLSTM[0:1] | >= 0.9 | 0.950 | yes |" in report     # the checks so far
+  assert "| parity | Llama | < 0.3 | 0.100 | yes |" in report
+  assert "| modular_arithmetic | xLSTM[1:1] | >= 0.9 | - | not run yet |" in report
+
+
+def test_formal_finding_fails_on_one_model(tmp_path):
+  tables = {"formal": paper.experiments()["formal"]}
+  for run in tables["formal"]:
+    task, family = run.name.rsplit("_", 1)
+    scaled = 0.5 if (task, family) == ("modular_arithmetic", "xlstm11") else (
+        0.95 if family in ("slstm", "xlstm11") else 0.1)
+    _fake_run(tmp_path, run, _config("formal", f"task={task},model={family}"),
+              _task_result(scaled, (40, 41)))
+  report = write_report(tmp_path, tmp_path / "out", tables).read_text()
+  assert "Verdict: **not reproduced**." in report
+  assert "| modular_arithmetic | xLSTM[1:1] | >= 0.9 | 0.500 | **no** |" in report
 
 
 @pytest.mark.parametrize("lstm, verdict", [(0.5, "reproduced"), (0.8, "not reproduced")])
