@@ -41,6 +41,7 @@ CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
 _OWN_CACHE = None
 if CACHE_ENV not in os.environ:
   _OWN_CACHE = os.environ[CACHE_ENV] = tempfile.mkdtemp(prefix="xlstm-jax-test-cache-")
+jax.config.update("jax_compilation_cache_dir", None)   # a worker read it at `import jax`
 
 
 def pytest_unconfigure(config):
