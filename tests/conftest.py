@@ -9,6 +9,8 @@ references keep the precision the tolerances assume.
 """
 
 import os
+import shutil
+import tempfile
 
 PALLAS_COMPILED = os.environ.get("XLSTM_PALLAS_COMPILED", "0") == "1"
 # The tests keep XLA's default reductions: the entry points' YNNPACK flag
@@ -26,6 +28,25 @@ import pytest  # noqa: E402
 
 if PALLAS_COMPILED:
   jax.config.update("jax_default_matmul_precision", "highest")
+
+# The entry points the tests start as subprocesses (train.py, eval.py, the paper runner,
+# the notebooks' kernels) share one persistent compilation cache for the session: most of
+# them train the same small model, and without it each paid ~25 s of XLA:CPU compilation
+# for the same train and init steps. Set after `import jax`, so the tests' own process
+# compiles as before (test_mlstm_forms.py counts its compilations). The cache is keyed on
+# the program, the XLA flags and the jax version, so a hit runs what a compile would give.
+# The first process to load this file (xdist's controller) makes the directory; the
+# workers inherit it through the environment, and the controller removes it at the end.
+CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
+_OWN_CACHE = None
+if CACHE_ENV not in os.environ:
+  _OWN_CACHE = os.environ[CACHE_ENV] = tempfile.mkdtemp(prefix="xlstm-jax-test-cache-")
+jax.config.update("jax_compilation_cache_dir", None)   # a worker read it at `import jax`
+
+
+def pytest_unconfigure(config):
+  if _OWN_CACHE is not None:
+    shutil.rmtree(_OWN_CACHE, ignore_errors=True)
 
 
 @pytest.fixture

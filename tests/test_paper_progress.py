@@ -2,9 +2,12 @@
 finished checkpoint to the archive, and a runs directory without it resumes from there."""
 
 import json
+import os
 import shutil
 import subprocess
 import time
+
+import pytest
 
 from xlstm_jax.evaluation import paper
 from xlstm_jax.evaluation.paper_runs import (CHECKPOINT_MANIFEST, PROGRESS, Run,
@@ -125,3 +128,37 @@ def test_progress_reaches_the_archive_while_a_run_trains(tmp_path, monkeypatch, 
   assert progress_of(tmp_path / "gone", RUN, archive)["step"] == 100
   with paper.saving_progress(RUN, runs, None, 0.05):   # no archive: no thread, no error
     pass
+
+
+def test_an_attempt_killed_before_recording_its_time_is_counted_on_the_next(tmp_path,
+                                                                            monkeypatch):
+  runs = tmp_path / "runs"
+  workdir = runs / RUN.table / RUN.name
+  workdir.mkdir(parents=True)
+  now = time.time()
+  # the killed attempt: started 100 s ago, last wrote its log 40 s ago, then SIGKILL
+  (workdir / paper.ATTEMPT).write_text(json.dumps({"start": now - 100, "jobs": 2}))
+  (workdir / "run.log").write_text("step 1/4\n")
+  os.utime(workdir / "run.log", (now - 40, now - 40))
+  monkeypatch.setattr(paper.runner, "train_and_eval", lambda *args: None)
+  assert "done in" in paper.run_one(RUN, runs)
+  wall = [json.loads(line) for line in (workdir / "wall.jsonl").read_text().splitlines()]
+  assert len(wall) == 2 and wall[0]["interrupted"] and "interrupted" not in wall[1]
+  assert wall[0]["seconds"] == pytest.approx(60, abs=1) and wall[0]["jobs"] == 2
+  assert not (workdir / paper.ATTEMPT).exists()
+
+
+def test_a_killed_attempt_the_archive_counted_is_not_counted_twice(tmp_path, monkeypatch):
+  runs, archive = tmp_path / "runs", tmp_path / "archive"
+  workdir = runs / RUN.table / RUN.name
+  _fake_checkpoint(workdir, 100)
+  (workdir / "config.json").write_text("{}")
+  archive_progress(runs, RUN, archive, {"seconds": 50.0, "in_flight": True})
+  shutil.rmtree(runs)   # a new machine, where the killed attempt's file still lies
+  workdir.mkdir(parents=True)
+  (workdir / paper.ATTEMPT).write_text(json.dumps({"start": time.time() - 50, "jobs": 1}))
+  monkeypatch.setattr(paper.runner, "train_and_eval", lambda *args: None)
+  monkeypatch.setattr(paper, "archive_run", lambda *args: None)
+  paper.run_one(RUN, runs, archive=archive)
+  wall = [json.loads(line) for line in (workdir / "wall.jsonl").read_text().splitlines()]
+  assert [w.get("in_flight") or w.get("interrupted") or False for w in wall] == [True, False]

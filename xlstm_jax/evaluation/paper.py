@@ -46,10 +46,11 @@ from xlstm_jax.experiments import runner
 ATTEMPT = "attempt.json"   # in a workdir while an attempt runs: its start time and jobs
 
 
-def wall_entry(seconds: float, jobs: int) -> dict:
-  """One attempt's wall.jsonl line: its wall time, date and machine; `jobs`: runs sharing
-  the machine."""
-  return {"seconds": round(seconds, 1), "date": datetime.date.today().isoformat(),
+def wall_entry(seconds: float, jobs: int, ended: float | None = None) -> dict:
+  """One attempt's wall.jsonl line: its wall time, date (of `ended`, a time.time(); default
+  today) and machine; `jobs`: runs sharing the machine."""
+  day = datetime.date.today() if ended is None else datetime.date.fromtimestamp(ended)
+  return {"seconds": round(seconds, 1), "date": day.isoformat(),
           "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "jobs": jobs}
 
 
@@ -58,6 +59,23 @@ def record_wall_time(workdir: pathlib.Path, seconds: float, jobs: int) -> None:
   per attempt; the report sums them)."""
   with open(workdir / "wall.jsonl", "a") as f:
     f.write(json.dumps(wall_entry(seconds, jobs)) + "\n")
+
+
+def record_killed_attempt(workdir: pathlib.Path) -> None:
+  """An attempt whose process was killed (its session or machine ended) left its ATTEMPT
+  file and no wall.jsonl line: appends that line, marked "interrupted", counting from the
+  attempt's start to the workdir's last write (run.log and metrics.jsonl are written every
+  step), and removes the file. Nothing to do without an ATTEMPT file."""
+  attempt_file = workdir / ATTEMPT
+  if not attempt_file.is_file():
+    return
+  attempt = json.loads(attempt_file.read_text())
+  ended = max((p.stat().st_mtime for p in (workdir / "run.log", workdir / "metrics.jsonl")
+               if p.is_file()), default=attempt["start"])
+  with open(workdir / "wall.jsonl", "a") as f:
+    f.write(json.dumps({**wall_entry(ended - attempt["start"], attempt["jobs"], ended),
+                        "interrupted": True}) + "\n")
+  attempt_file.unlink()
 
 
 def save_progress(run: Run, runs_dir: pathlib.Path, archive: pathlib.Path) -> str:
@@ -107,8 +125,9 @@ def saving_progress(run: Run, runs_dir: pathlib.Path, archive: pathlib.Path | No
 def run_one(run: Run, runs_dir: pathlib.Path, jobs: int = 1,
             archive: pathlib.Path | None = None, progress_every_s: float = 0.0) -> str:
   """Trains (or resumes) and evaluates `run` unless the runs directory or `archive` has its
-  eval.json, recording the attempt's wall time (`record_wall_time`) and archiving a finished
-  run (`archive_run`); a status line. A run with progress in `archive` and no newer
+  eval.json, recording the attempt's wall time (`record_wall_time`; an earlier attempt that
+  was killed first, `record_killed_attempt`) and archiving a finished run (`archive_run`); a
+  status line. A run with progress in `archive` and no newer
   checkpoint of its own resumes from it (`restore_progress`); while it trains, its progress
   is saved there every `progress_every_s` seconds (`saving_progress`)."""
   workdir = runs_dir / run.table / run.name
@@ -120,6 +139,9 @@ def run_one(run: Run, runs_dir: pathlib.Path, jobs: int = 1,
   resumed = restore_progress(runs_dir, run, archive) if archive is not None else None
   if resumed is not None:
     print(f"{run.table}/{run.name}: resuming from step {resumed} of the archive", flush=True)
+    (workdir / ATTEMPT).unlink(missing_ok=True)   # the archived wall.jsonl counts it (in flight)
+  else:
+    record_killed_attempt(workdir)
   start = time.time()
   workdir.mkdir(parents=True, exist_ok=True)
   (workdir / ATTEMPT).write_text(json.dumps({"start": start, "jobs": jobs}))
