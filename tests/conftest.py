@@ -32,8 +32,9 @@ if PALLAS_COMPILED:
 # The entry points the tests start as subprocesses (train.py, eval.py, the paper runner,
 # the notebooks' kernels) share one persistent compilation cache for the session: most of
 # them train the same small model, and without it each paid ~25 s of XLA:CPU compilation
-# for the same train and init steps. Set after `import jax`, so the tests' own process
-# compiles as before (test_mlstm_forms.py counts its compilations). The cache is keyed on
+# for the same train and init steps. The tests' own process keeps compiling as before
+# (test_mlstm_forms.py counts its compilations): the cache is turned off in it explicitly,
+# since an xdist worker already finds the variable when it imports jax. The cache is keyed on
 # the program, the XLA flags and the jax version, so a hit runs what a compile would give.
 # The first process to load this file (xdist's controller) makes the directory; the
 # workers inherit it through the environment, and the controller removes it at the end.
@@ -41,7 +42,7 @@ CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
 _OWN_CACHE = None
 if CACHE_ENV not in os.environ:
   _OWN_CACHE = os.environ[CACHE_ENV] = tempfile.mkdtemp(prefix="xlstm-jax-test-cache-")
-jax.config.update("jax_compilation_cache_dir", None)   # a worker read it at `import jax`
+jax.config.update("jax_compilation_cache_dir", None)
 
 
 def pytest_unconfigure(config):

@@ -54,11 +54,12 @@ def wall_entry(seconds: float, jobs: int, ended: float | None = None) -> dict:
           "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "jobs": jobs}
 
 
-def record_wall_time(workdir: pathlib.Path, seconds: float, jobs: int) -> None:
-  """Appends one attempt's `wall_entry` to WORKDIR/wall.jsonl (a resumed run has one line
-  per attempt; the report sums them)."""
+def record_wall_time(workdir: pathlib.Path, seconds: float, jobs: int,
+                     ended: float | None = None, **marks) -> None:
+  """Appends one attempt's `wall_entry` (with `marks`, e.g. interrupted=True) to
+  WORKDIR/wall.jsonl (a resumed run has one line per attempt; the report sums them)."""
   with open(workdir / "wall.jsonl", "a") as f:
-    f.write(json.dumps(wall_entry(seconds, jobs)) + "\n")
+    f.write(json.dumps({**wall_entry(seconds, jobs, ended), **marks}) + "\n")
 
 
 def record_killed_attempt(workdir: pathlib.Path) -> None:
@@ -72,9 +73,7 @@ def record_killed_attempt(workdir: pathlib.Path) -> None:
   attempt = json.loads(attempt_file.read_text())
   ended = max((p.stat().st_mtime for p in (workdir / "run.log", workdir / "metrics.jsonl")
                if p.is_file()), default=attempt["start"])
-  with open(workdir / "wall.jsonl", "a") as f:
-    f.write(json.dumps({**wall_entry(ended - attempt["start"], attempt["jobs"], ended),
-                        "interrupted": True}) + "\n")
+  record_wall_time(workdir, ended - attempt["start"], attempt["jobs"], ended, interrupted=True)
   attempt_file.unlink()
 
 
