@@ -1,5 +1,10 @@
 """Every form of the mLSTM computes the same function: forward, final state and gradients."""
 
+import os
+import pathlib
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,6 +13,7 @@ from helpers import (assert_close, count_compiles, loss_weights, mlstm_inputs,
                      mlstm_outputs_and_grads, realistic_state)
 
 from xlstm_jax import ops
+from xlstm_jax.ops import gates
 from xlstm_jax.ops.mlstm import CPU_PARALLEL_MAX_T
 
 # (B, H, T, Dk, Dv, chunk_size): T = 1, T below/above/equal to the chunk, Dk != Dv.
@@ -194,3 +200,46 @@ def test_unstabilized_overflow_is_loud(backend):
   assert not np.isfinite(np.asarray(h_plain[:, :, 5])).any()
   assert np.isfinite(np.asarray(h_plain[:, :, :5])).all()
   assert np.isfinite(np.asarray(h_stable)).all()
+
+
+def test_stabilizer_row_max_derivative_is_the_first_maximal_entry():
+  x = jnp.array([[1.0, 3.0, 3.0, -2.0], [0.5, -1.0, 0.25, 0.0]])
+  np.testing.assert_array_equal(gates.row_max(x), x.max(-1))
+  g = jax.grad(lambda x: (gates.row_max(x) * jnp.array([2.0, -1.0])).sum())(x)
+  np.testing.assert_array_equal(g, [[0, 2, 0, 0], [-1, 0, 0, 0]])   # the tie goes to the first
+  g = jax.jit(jax.vmap(jax.grad(gates.row_max)))(x)
+  np.testing.assert_array_equal(g, [[0, 1, 0, 0], [1, 0, 0, 0]])
+
+
+def soft_cap_gradients():
+  """Gradients w.r.t. q, k, v, i, f of the parallel and chunkwise forms with
+  gate_soft_cap=15 (the 7B model's setting), as a dict of numpy arrays."""
+  q, k, v, i, f = mlstm_inputs(3, 2, 4, 48, 16, 32, i_scale=1.0, f_loc=0.0, f_scale=1.0)
+  out = {}
+  for form in FORMS:
+    def loss(*args, form=form):
+      return jnp.sin(ops.mlstm(*args, backend=form, chunk_size=16, gate_soft_cap=15.0)).sum()
+    for name, g in zip("qkvif", jax.grad(loss, argnums=(0, 1, 2, 3, 4))(q, k, v, i, f)):
+      out[f"{form}/{name}"] = np.asarray(g)
+  return out
+
+
+def test_gradients_stay_finite_where_xla_rounds_the_log_weights_differently(tmp_path):
+  """XLA:CPU at --xla_backend_optimization_level=0 computes the parallel form's log weights
+  in two fusions that round differently, so JAX's max derivative (which divides by the
+  number of entries equal to the max) was 0 / 0: NaN gradients of every gate with
+  gate_soft_cap. gates.row_max never divides: the gradients there are this process's."""
+  root = pathlib.Path(__file__).resolve().parents[1]
+  script = ("import sys, numpy as np; from test_mlstm_forms import soft_cap_gradients; "
+            "np.savez(sys.argv[1], **soft_cap_gradients())")
+  env = {**os.environ, "XLA_FLAGS": "--xla_backend_optimization_level=0",
+         "PYTHONPATH": os.pathsep.join([str(root), str(root / "tests")])}
+  subprocess.run([sys.executable, "-c", script, str(tmp_path / "o0.npz")], env=env, cwd=root,
+                 check=True, timeout=600)
+  at_o0 = np.load(tmp_path / "o0.npz")
+  here = soft_cap_gradients()
+  assert sorted(at_o0.files) == sorted(here)
+  for name, g in here.items():
+    assert np.isfinite(at_o0[name]).all(), name
+    np.testing.assert_allclose(at_o0[name], g, rtol=1e-4, atol=1e-5 * np.abs(g).max(),
+                               err_msg=name)

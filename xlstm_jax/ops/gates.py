@@ -22,6 +22,27 @@ NORMALIZERS = ("max", "abs", "none")
 LOG_ZERO = -1e30
 
 
+
+@jax.custom_jvp
+def row_max(x: jax.Array) -> jax.Array:
+  """x.max(-1) for stabilizers, with the derivative of the first maximal entry.
+
+  JAX's own derivative of a max divides by the number of entries equal to the result.
+  Where XLA computes x twice, in two fusions that round differently, no entry may equal
+  the max, and the gradient is 0 / 0 = NaN: seen with XLA:CPU's
+  --xla_backend_optimization_level=0 for the parallel mLSTM with gate_soft_cap (NaN
+  gradients of every gate, finite forward). Taking the tangent at the argmax never
+  divides. It differs from JAX's only at exact ties (JAX averages the tied tangents).
+  """
+  return x.max(-1)
+
+
+@row_max.defjvp
+def _row_max_jvp(primals, tangents):
+  (x,), (dx,) = primals, tangents
+  first = jnp.argmax(x, axis=-1)[..., None]
+  return x.max(-1), jnp.take_along_axis(dx, first, axis=-1)[..., 0]
+
 @dataclasses.dataclass(frozen=True)
 class GateOptions:
   """Ablation knobs of the exponential-gated cells.

@@ -195,7 +195,7 @@ def _parallel(q, k, v, log_i, log_f, state, *, normalizer, stabilize, eps):
   C0, n0, m0 = state
   log_d = intra_log_weights(log_i, log_f)                 # [B, H, T, T]
   log_init = jnp.cumsum(log_f, axis=-1) + m0[..., None]
-  m = jnp.maximum(log_init, log_d.max(-1)) if stabilize else jnp.zeros_like(log_init)
+  m = jnp.maximum(log_init, gates.row_max(log_d)) if stabilize else jnp.zeros_like(log_init)
   d = jnp.exp(log_d - m[..., None])
   u = jnp.exp(log_init - m)
   s = jnp.einsum("bhtd,bhjd->bhtj", q, k) * d
