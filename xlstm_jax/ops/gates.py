@@ -22,7 +22,6 @@ NORMALIZERS = ("max", "abs", "none")
 LOG_ZERO = -1e30
 
 
-
 @jax.custom_jvp
 def row_max(x: jax.Array) -> jax.Array:
   """x.max(-1) for stabilizers, with the derivative of the first maximal entry.
@@ -42,6 +41,7 @@ def _row_max_jvp(primals, tangents):
   (x,), (dx,) = primals, tangents
   first = jnp.argmax(x, axis=-1)[..., None]
   return x.max(-1), jnp.take_along_axis(dx, first, axis=-1)[..., 0]
+
 
 @dataclasses.dataclass(frozen=True)
 class GateOptions:
