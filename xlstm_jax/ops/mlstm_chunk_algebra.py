@@ -20,7 +20,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from xlstm_jax.ops.gates import LOG_ZERO, mlstm_denominator, mlstm_denominator_grad, row_max
+from xlstm_jax.ops.gates import LOG_ZERO, mlstm_denominator, mlstm_denominator_grad
 
 __all__ = [
     "LOG_ZERO", "chunk_decays", "chunk_stabilizers", "denominator_cotangents",
@@ -61,7 +61,7 @@ def chunk_stabilizers(g, a, m0, stabilize):
     return m_prev, jnp.zeros_like(m0)
   # x -> max(x + g, A) maps compose associatively: (g1, A1) then (g2, A2) is
   # (g1 + g2, max(A1 + g2, A2)). Fold m0 into the first chunk, then scan.
-  a_max = row_max(a)
+  a_max = a.max(-1)
   a_max = a_max.at[..., 0].set(jnp.maximum(g[..., 0] + m0, a_max[..., 0]))
   combine = lambda x, y: (x[0] + y[0], jnp.maximum(x[1] + y[0], y[1]))  # noqa: E731
   _, m = jax.lax.associative_scan(combine, (g, a_max), axis=g.ndim - 1)

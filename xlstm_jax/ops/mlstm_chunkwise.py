@@ -120,7 +120,7 @@ def _chunk_outputs(q, k, v, log_i, log_f, C, n, m, *, normalizer, stabilize, eps
   Returns h [L, Dv] and the per-token (q.n, denominator, stabilizer m~)."""
   log_w = intra_log_weights(log_i, log_f)
   log_u = jnp.cumsum(log_f) + m                              # inter-chunk log weight
-  m_tok = jnp.maximum(log_u, gates.row_max(log_w)) if stabilize else jnp.zeros_like(log_u)
+  m_tok = jnp.maximum(log_u, log_w.max(-1)) if stabilize else jnp.zeros_like(log_u)
   s = (q @ k.T) * jnp.exp(log_w - m_tok[:, None])
   u = jnp.exp(log_u - m_tok)
   num = s @ v + u[:, None] * (q @ C)
