@@ -112,6 +112,7 @@ def test_formal_finding_fails_on_one_model(tmp_path):
   report = write_report(tmp_path, tmp_path / "out", tables).read_text()
   assert "Verdict: **not reproduced**." in report
   assert "| modular_arithmetic | xLSTM[1:1] | >= 0.9 | 0.500 | **no** |" in report
+  assert "this report's reading of the paper's claim" in report   # the bars are ours
 
 
 @pytest.mark.parametrize("lstm, verdict", [(0.5, "reproduced"), (0.8, "not reproduced")])
