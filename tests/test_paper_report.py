@@ -215,6 +215,7 @@ def test_archived_results_outlive_the_runs_directory(tmp_path):
   _fake_run(runs, run, _config("revision", "model=mlstm"), {**_task_result(0.5), "step": 7})
   record_wall = runs / run.table / run.name / "wall.jsonl"
   record_wall.write_text('{"seconds": 60, "date": "2026-12-06", "machine": "m", "jobs": 2}\n')
+  (runs / run.table / run.name / "metrics.jsonl").write_text('{"step": 7, "loss": 1.5}\n')
   assert paper.run_one(run, runs, archive=archive) == f"revision/{run.name}: done before"
   assert sorted(f.name for f in (archive / run.table / run.name).iterdir()) == sorted(
       RESULT_FILES)
@@ -222,6 +223,7 @@ def test_archived_results_outlive_the_runs_directory(tmp_path):
   assert load(runs, run) is None
   kept = load(runs, run, archive)
   assert kept["eval"]["step"] == 7 and kept["wall"][0]["jobs"] == 2
+  assert "loss" in (archive / run.table / run.name / "metrics.jsonl").read_text()  # the curve
   assert paper.run_one(run, runs, archive=archive) == f"revision/{run.name}: done before"
   report = write_report(runs, tmp_path / "out", {"revision": [run]}, archive).read_text()
   assert f"| revision/{run.name} |" in report and "`archive/`" in report

@@ -67,9 +67,10 @@ def experiments() -> dict[str, list[Run]]:
           "formal": formal, "mqar_grid": mqar_grid}
 
 
-# What a finished run leaves that the report reads: small, kept in the archive (the
-# checkpoints and logs stay in the runs directory)
-RESULT_FILES = ("eval.json", "config.json", "wall.jsonl")
+# What a finished run leaves that the report reads, and its training curve (the logged
+# loss and validation of every step, for a reader asking whether a run had converged):
+# small, kept in the archive (the checkpoints and logs stay in the runs directory)
+RESULT_FILES = ("eval.json", "config.json", "wall.jsonl", "metrics.jsonl")
 
 
 def result_dir(runs_dir: pathlib.Path, run: Run,
