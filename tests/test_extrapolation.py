@@ -212,6 +212,10 @@ def test_plots_write_png_files(tmp_path):
   assert _png(plots.plot_mqar_grid(grid, tmp_path / "grid.png"))
   with pytest.raises(ValueError, match="results has no cells"):
     plots.plot_mqar_grid({"LSTM": {}}, tmp_path / "e.png")
+  curves = {"sLSTM": [(400, 1.0), (200, 0.5)], "LSTM": []}   # unsorted; empty left out
+  assert _png(plots.plot_validation_curves(curves, tmp_path / "curves.png"))
+  with pytest.raises(ValueError, match="curves has no points"):
+    plots.plot_validation_curves({"LSTM": []}, tmp_path / "f.png")
 
 
 @pytest.fixture(scope="module")

@@ -101,6 +101,26 @@ def test_formal_findings_need_every_run(tmp_path):
   assert "| modular_arithmetic | xLSTM[1:1] | >= 0.9 | - | not run yet |" in report
 
 
+def test_formal_training_curves_are_plotted_where_kept(tmp_path):
+  tables = {"formal": paper.experiments()["formal"]}
+  for run in tables["formal"]:
+    task, family = run.name.rsplit("_", 1)
+    if task == "parity" and family in ("slstm", "llama"):
+      _fake_run(tmp_path, run, _config("formal", f"task={task},model={family}"),
+                _task_result(0.95, (40, 41)))
+      if family == "slstm":   # a curve with a train-only line between its evaluations
+        (tmp_path / run.table / run.name / "metrics.jsonl").write_text(
+            '{"step": 200, "eval_accuracy": 0.5}\n{"step": 300, "loss": 0.4}\n'
+            '{"step": 400, "eval_accuracy": 1.0}\n')
+  out = tmp_path / "out"
+  report = write_report(tmp_path, out, tables).read_text()
+  assert "Validation accuracy during training (lengths 3..40, in distribution); no curve " \
+      "was kept for Llama" in report and "![parity training](formal_parity_training.png)" in report
+  assert (out / "formal_parity_training.png").stat().st_size > 0
+  assert "modular_arithmetic training" not in report    # none of its runs finished
+  assert load(tmp_path, tables["formal"][0])["metrics"][1] == {"step": 300, "loss": 0.4}
+
+
 def test_formal_finding_fails_on_one_model(tmp_path):
   tables = {"formal": paper.experiments()["formal"]}
   for run in tables["formal"]:

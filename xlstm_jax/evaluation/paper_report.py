@@ -96,6 +96,9 @@ def _formal(runs: list[Run], done: dict, out: pathlib.Path) -> tuple[list[str], 
       plots.plot_length_accuracy(curves, out / f"formal_{task}.png",
                                  f"{task}: scaled accuracy per test length (trained on 3..40)")
       lines += ["", f"![{task}](formal_{task}.png)"]
+  for task in tasks:
+    lines += _formal_curves(task, [(f, done.get(r)) for r in runs for f in families
+                                   if r.name == f"{task}_{f}"], out)
   wanted = [(t, f) for t in ("parity", "modular_arithmetic")
             for f in ("slstm", "xlstm11", "mlstm", "llama")]
   solvers = ("slstm", "xlstm11")   # expected >= 0.9; the others < 0.3
@@ -113,6 +116,24 @@ def _formal(runs: list[Run], done: dict, out: pathlib.Path) -> tuple[list[str], 
             "Figure 4 (a heat map), so a failed row says a run missed this report's bar."]
   ok = all(holds.values()) if len(holds) == len(wanted) else None
   return lines, ok
+
+
+def _formal_curves(task: str, finished: list[tuple[str, dict | None]],
+                   out: pathlib.Path) -> list[str]:
+  """The validation accuracy during training of a task's finished runs (family, `load`
+  result or None), plotted where their archive kept metrics.jsonl."""
+  curves = {LABELS[f]: [(m["step"], m["eval_accuracy"]) for m in d["metrics"]
+                        if "eval_accuracy" in m] for f, d in finished if d is not None}
+  if not any(curves.values()):
+    return []
+  lo, hi = next(d["config"]["data"]["val_lengths"] for _, d in finished if d is not None)
+  plots.plot_validation_curves(curves, out / f"formal_{task}_training.png",
+                               f"{task}: validation accuracy (lengths {lo}..{hi}) in training")
+  missing = [label for label, c in curves.items() if not c]
+  return ["", f"Validation accuracy during training (lengths {lo}..{hi}, in distribution)"
+          + (f"; no curve was kept for {', '.join(missing)} (finished before the archive "
+             "kept training curves)" if missing else "") + ":", "",
+          f"![{task} training](formal_{task}_training.png)"]
 
 
 def _mqar(runs: list[Run], done: dict, out: pathlib.Path) -> tuple[list[str], bool | None]:

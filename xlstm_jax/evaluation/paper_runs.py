@@ -85,16 +85,20 @@ def result_dir(runs_dir: pathlib.Path, run: Run,
 
 def load(runs_dir: pathlib.Path, run: Run,
          archive: pathlib.Path | None = None) -> dict | None:
-  """{"eval", "config", "wall"} of a finished run (wall: its attempts' wall.jsonl lines,
-  [] if none were recorded), read from `result_dir`; None if it has not finished."""
+  """{"eval", "config", "wall", "metrics"} of a finished run (wall and metrics: the lines
+  of its wall.jsonl and metrics.jsonl, [] where none were kept), read from `result_dir`;
+  None if it has not finished."""
   workdir = result_dir(runs_dir, run, archive)
   if workdir is None:
     return None
-  wall = workdir / "wall.jsonl"
+
+  def lines(name):
+    path = workdir / name
+    return [json.loads(line) for line in path.read_text().splitlines()
+            if line.strip()] if path.is_file() else []
   return {"eval": json.loads((workdir / "eval.json").read_text()),
           "config": json.loads((workdir / "config.json").read_text()),
-          "wall": [json.loads(line) for line in wall.read_text().splitlines()
-                   if line.strip()] if wall.is_file() else []}
+          "wall": lines("wall.jsonl"), "metrics": lines("metrics.jsonl")}
 
 
 def _copy_present(source: pathlib.Path, target: pathlib.Path, names) -> None:

@@ -4,6 +4,7 @@
   plot_extrapolation_models({"xLSTM": a, "Llama": b}, "ppl_vs_position.png")
   plot_length_accuracy({"sLSTM": eval_a, "Llama": eval_b}, "parity.png", title="parity")
   plot_mqar_grid({"xLSTM[1:1]": {(64, 8): 1.0, (128, 16): 0.9}}, "mqar_grid.png")
+  plot_validation_curves({"sLSTM": [(200, 0.5), (400, 0.9)]}, "curves.png")
 
 `result` is an `extrapolation_curve` result and an eval result is what eval.py writes for a
 synthetic-task run (its "per_length"); both may come straight from JSON (string keys).
@@ -116,6 +117,27 @@ def plot_length_accuracy(results: dict[str, dict], path, title: str | None = Non
   ax.set_xlabel("sequence length")
   ax.set_ylabel("scaled accuracy (0 chance, 1 perfect)")
   ax.set_title(title or "accuracy per test length")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  return save_figure(fig, path)
+
+
+def plot_validation_curves(curves: dict[str, list[tuple[int, float]]], path,
+                           title: str | None = None) -> pathlib.Path:
+  """Validation accuracy against training step, one line per run (label -> [(step,
+  accuracy)], e.g. the "eval_accuracy" entries of a run's metrics.jsonl)."""
+  curves = {label: c for label, c in curves.items() if c}
+  if not curves:
+    raise ValueError("curves has no points: give at least one label -> [(step, accuracy)]")
+  fig = Figure(figsize=(7, 4.5), layout="constrained")
+  ax = fig.add_subplot()
+  for label, points in curves.items():
+    steps, accuracy = zip(*sorted(points))
+    ax.plot(steps, accuracy, label=label)
+  ax.set_xlabel("training step")
+  ax.set_ylabel("validation accuracy")
+  ax.set_ylim(0.0, 1.02)
+  ax.set_title(title or "validation accuracy during training")
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
   return save_figure(fig, path)
