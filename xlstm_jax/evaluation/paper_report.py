@@ -96,7 +96,6 @@ def _formal(runs: list[Run], done: dict, out: pathlib.Path) -> tuple[list[str], 
       plots.plot_length_accuracy(curves, out / f"formal_{task}.png",
                                  f"{task}: scaled accuracy per test length (trained on 3..40)")
       lines += ["", f"![{task}](formal_{task}.png)"]
-  for task in tasks:
     lines += _formal_curves(task, [(f, done.get(r)) for r in runs for f in families
                                    if r.name == f"{task}_{f}"], out)
   wanted = [(t, f) for t in ("parity", "modular_arithmetic")
