@@ -262,3 +262,24 @@ def test_a_run_that_finishes_is_archived_with_its_wall_time(tmp_path, monkeypatc
       f"revision/{run.name}: done in")
   kept = load(tmp_path / "gone", run, archive)
   assert kept["eval"]["scaled_accuracy"] == 0.5 and kept["wall"][0]["jobs"] == 2
+
+
+def test_issue21_summary_tables_and_plots_the_chain_runs(tmp_path):
+  """docs/results/issue21_summary.py, the summary of the earlier issue-21 chain."""
+  sys.path.insert(0, str(ROOT / "docs" / "results"))
+  import issue21_summary  # noqa: PLC0415
+  runs = tmp_path / "runs"
+  done, going = runs / "parity_slstm", runs / "parity_llama"
+  for run, metrics in ((done, ['{"step": 200, "eval_accuracy": 0.5}', '{"step": 400, '
+                               '"eval_accuracy": 1.0, "early_stop": true}']),
+                       (going, ['{"step": 100, "loss": 0.7}'])):
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text("\n".join(metrics) + "\n")
+  (done / "eval.json").write_text(json.dumps({**_task_result(0.9, (40, 41)),
+                                              "task": "parity"}))
+  (runs / "runs.tsv").write_text("parity_slstm\t10:00\t11:00\t400\tcpu\n")
+  table = issue21_summary.summarize(runs, tmp_path / "out").splitlines()
+  assert table[2] == "| parity_llama | 100 | - | no | not evaluated | running or stopped |"
+  assert table[3] == "| parity_slstm | 400 | 1.000 | yes | 0.900 | 10:00 .. 11:00 (cpu) |"
+  for name in ("validation.png", "parity_length_accuracy.png"):
+    assert (tmp_path / "out" / name).stat().st_size > 0

@@ -13,9 +13,7 @@ import json
 import pathlib
 import sys
 
-from matplotlib.figure import Figure
-
-from xlstm_jax.evaluation.plots import plot_length_accuracy
+from xlstm_jax.evaluation.plots import plot_length_accuracy, plot_validation_curves
 
 
 def _records(run: pathlib.Path) -> list[dict]:
@@ -32,16 +30,13 @@ def summarize(runs: pathlib.Path, out: pathlib.Path) -> str:
       walls[name] = f"{start} .. {end} ({machine})"
   rows = ["| run | steps | last validation accuracy | early stop | test scaled accuracy | "
           "wall |", "|---|---:|---:|---|---:|---|"]
-  fig = Figure(figsize=(7, 4.5), layout="constrained")
-  ax = fig.add_subplot()
-  evals_by_task = {}
+  curves, evals_by_task = {}, {}
   for run in sorted(p for p in runs.iterdir() if p.is_dir()):
     recs = _records(run)
     if not recs:
       continue
     val = [(r["step"], r["eval_accuracy"]) for r in recs if "eval_accuracy" in r]
-    if val:
-      ax.plot(*zip(*val), label=run.name)
+    curves[run.name] = val
     ev = json.loads((run / "eval.json").read_text()) if (run / "eval.json").exists() else None
     if ev and "per_length" in ev:
       evals_by_task.setdefault(ev["task"], {})[run.name] = ev
@@ -51,12 +46,9 @@ def summarize(runs: pathlib.Path, out: pathlib.Path) -> str:
     rows.append(f"| {run.name} | {max(r['step'] for r in recs)} | {last_val} | {stopped} | "
                 f"{test} |")
     rows[-1] += f" {walls.get(run.name, 'running or stopped')} |"
-  ax.set_xlabel("step")
-  ax.set_ylabel("validation accuracy (in distribution)")
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=7)
-  out.mkdir(parents=True, exist_ok=True)
-  fig.savefig(out / "validation.png", dpi=120)
+  if any(curves.values()):
+    plot_validation_curves(curves, out / "validation.png",
+                           "validation accuracy (in distribution) in training")
   for task, evals in evals_by_task.items():
     plot_length_accuracy(evals, out / f"{task}_length_accuracy.png", title=task)
   return "\n".join(rows)
