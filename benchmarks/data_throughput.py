@@ -67,7 +67,7 @@ def step_seconds(model: str, batch: int, seq_len: int, vocab: int, steps: int) -
   return (time.perf_counter() - began) / steps
 
 
-def main():
+def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
   p.add_argument("--prepared", default=None,
                  help="a prepared directory (default: the default corpus at --seq_len, "
@@ -81,7 +81,7 @@ def main():
   p.add_argument("--model", default="xlstm10_tiny",
                  help="preset whose train step is timed (xlstm10_125m on an accelerator)")
   p.add_argument("--steps", type=int, default=5, help="timed train steps")
-  args = p.parse_args()
+  args = p.parse_args(argv)
   flags.FLAGS.mark_as_parsed()  # grain's worker processes read absl flags (defaults here)
 
   with tempfile.TemporaryDirectory() as tmp:

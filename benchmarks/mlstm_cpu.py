@@ -52,7 +52,7 @@ def _fwd_and_fwdbwd(mlstm_fn):
   return fwd, fwdbwd
 
 
-def main():
+def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--seq_lens", default="1024,2048,4096,8192,16384",
@@ -67,7 +67,7 @@ def main():
                       help="skip the peer above this T: its forward unrolls a Python loop "
                            "over chunks; at T=16384 compiling it with autodiff took over "
                            "24 GB and was OOM-killed on a 24 GB machine")
-  args = parser.parse_args()
+  args = parser.parse_args(argv)
 
   ours = lambda q, k, v, i, f: ops.mlstm(  # noqa: E731
       q, k, v, i, f, backend="chunkwise", chunk_size=args.chunk_size)

@@ -42,7 +42,7 @@ def parse_shape(text: str) -> tuple[int, int, int]:
   return tuple(int(p) for p in parts)
 
 
-def main():
+def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--shapes", default="256x1x128,32x1x128,8x4x64",
@@ -50,7 +50,7 @@ def main():
   parser.add_argument("--seq_lens", default="48,64,128,256", help="comma-separated T")
   parser.add_argument("--chunk_size", type=int, default=32, help="chunkwise chunk (32)")
   parser.add_argument("--repeats", type=int, default=5, help="best of N timed rounds (5)")
-  args = parser.parse_args()
+  args = parser.parse_args(argv)
   shapes = [parse_shape(s) for s in args.shapes.split(",")]
   fns = {form: fwd_bwd(form, args.chunk_size) for form in FORMS}
   print(f"jax {jax.__version__}, {jax.devices()[0].device_kind}, float32, chunk "

@@ -110,7 +110,7 @@ def run(args) -> None:
           f"{mb / cpu:8.2f}", flush=True)
 
 
-def main():
+def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
   sub = p.add_subparsers(dest="command", required=True)
   m = sub.add_parser("make", help="write a synthetic JSONL corpus")
@@ -124,7 +124,7 @@ def main():
   r.add_argument("--num_shards", type=int, default=8)
   r.add_argument("--modes", default="memory,beam1,beam2",
                  help="memory (in-memory prepare) and/or beamN (Beam, N workers)")
-  args = p.parse_args()
+  args = p.parse_args(argv)
   if args.command == "make":
     make(args.out, args.mb, args.files)
   else:
