@@ -285,7 +285,7 @@ def gpu_mode(args) -> None:
     print(", ".join(f"{n} {'met' if m >= MFU_TARGET else 'NOT met'}" for n, m in target.items()))
 
 
-def main():
+def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
   p.add_argument("--gpu", action="store_true",
                  help="GPU mode: paper-size presets, tokens/s and MFU (default: the CPU "
@@ -327,7 +327,7 @@ def main():
                    help="ModelConfig.remat: recompute each block in the backward pass")
   gpu.add_argument("--scan_blocks", action="store_true",
                    help="ModelConfig.scan_blocks: nn.scan over the identical blocks")
-  args = p.parse_args()
+  args = p.parse_args(argv)
   if args.batch is None:
     args.batch = 16 if args.gpu else 8
   if args.seq_len is None:

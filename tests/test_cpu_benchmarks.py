@@ -1,6 +1,7 @@
-"""The CPU benchmark scripts (benchmarks/*.py that the GPU suite does not run) run end to end
-at tiny sizes and print their tables, so none rots between the sessions that measure with
-them; their figures here mean nothing (a loaded 2-core machine, shapes of a few KB)."""
+"""The CPU benchmark scripts (benchmarks/*.py that the GPU suite does not run, and
+train_throughput.py's CPU comparison) run end to end at tiny sizes and print their tables,
+so none rots between the sessions that measure with them; their figures here mean nothing
+(a loaded 2-core machine, shapes of a few KB)."""
 
 import re
 import sys
@@ -63,6 +64,16 @@ def test_prepare_scaling_makes_a_corpus_and_measures_a_mode(tmp_path, capsys):
                         "--num_shards=1", "--modes=memory"])
   out = capsys.readouterr().out
   assert re.search(rf"  memory \| +\d+ \| +{NUMBER} \| +{NUMBER} \| +{NUMBER} \|", out), out
+
+
+def test_train_throughput_cpu_mode_without_its_peer(capsys):
+  train_throughput.main(["--no_peer", "--embedding_dim", "32", "--blocks", "2", "--heads", "2",
+                         "--batch", "8", "--seq_len", "32", "--steps", "1", "--repeats", "1",
+                         "--warmup", "1"])
+  out = capsys.readouterr().out
+  assert re.search(rf"xlstm_jax \| +\d+ \| +\d+ \| +{NUMBER} \| +{NUMBER} \| +{NUMBER}% \| "
+                   rf"{NUMBER} -> {NUMBER}", out), out
+  assert "target ours >= 4x torch: not checked (torch not measured)" in out
 
 
 def test_a_batch_the_devices_do_not_split_is_refused_by_name():
