@@ -69,10 +69,7 @@ def random_tokens(batch: int, seq_len: int, vocab: int) -> np.ndarray:
 def jax_runner(cfg, tokens_BT1: np.ndarray):
   """run(n) does n train steps of `cfg` on the batch and returns the last loss (synced)."""
   mesh = sharding.make_mesh(-1, 1, 1)
-  devices = mesh.shape["data"]
-  if tokens_BT1.shape[0] % devices:
-    raise ValueError(f"batch {tokens_BT1.shape[0]} does not split over the {devices} devices "
-                     f"of the data-parallel mesh: give a multiple of {devices}")
+  sharding.check_batch_divisible(tokens_BT1.shape[0], mesh)
   model = LanguageModel(cfg)
   tx = make_optimizer(OptimizerConfig(warmup_steps=0, num_steps=10**6, final_lr_ratio=1.0,
                                       **OPT))

@@ -78,6 +78,6 @@ def test_train_throughput_cpu_mode_without_its_peer(capsys):
 
 def test_a_batch_the_devices_do_not_split_is_refused_by_name():
   cfg = presets.model_config("xlstm10_tiny", vocab_size=256)
-  with pytest.raises(ValueError, match="batch 2 does not split over the 8 devices of the "
-                     "data-parallel mesh: give a multiple of 8"):
+  with pytest.raises(ValueError, match=r"batch_size=2 is not divisible by the data-parallel "
+                     r"mesh size data\*fsdp=8"):
     train_throughput.jax_runner(cfg, np.zeros((2, 9), np.int32))

@@ -114,6 +114,15 @@ def check_divisible(boxed_tree, mesh: Mesh, rules=LOGICAL_RULES) -> None:
             f"{'*'.join(axes)}={k} does not divide; {fix}")
 
 
+def check_batch_divisible(batch_size: int, mesh: Mesh) -> None:
+  """The global batch splits evenly over the mesh's data-parallel axes (data * fsdp), which
+  shard the batch dimension; else a ValueError naming both, before any compute."""
+  dp = mesh.shape["data"] * mesh.shape["fsdp"]
+  if batch_size % dp:
+    raise ValueError(f"batch_size={batch_size} is not divisible by the data-parallel "
+                     f"mesh size data*fsdp={dp}")
+
+
 @contextlib.contextmanager
 def activation_sharding(mesh: Mesh, rules=LOGICAL_RULES):
   """Inside it, the model's `nn.with_logical_constraint`s shard activations on `mesh` by

@@ -90,14 +90,14 @@ def _formal(runs: list[Run], done: dict, out: pathlib.Path) -> tuple[list[str], 
           _fmt(shortest[(task, f)][1] if (task, f) in shortest else None) for f in families)
           + " |")
   for task in tasks:
-    curves = {LABELS[f]: done[r]["eval"] for r in runs for f in families
-              if r.name == f"{task}_{f}" and r in done}
-    if curves:
-      plots.plot_length_accuracy(curves, out / f"formal_{task}.png",
+    finished = [(f, done[r]) for r in runs for f in families
+                if r.name == f"{task}_{f}" and r in done]
+    if finished:
+      plots.plot_length_accuracy({LABELS[f]: d["eval"] for f, d in finished},
+                                 out / f"formal_{task}.png",
                                  f"{task}: scaled accuracy per test length (trained on 3..40)")
       lines += ["", f"![{task}](formal_{task}.png)"]
-    lines += _formal_curves(task, [(f, done.get(r)) for r in runs for f in families
-                                   if r.name == f"{task}_{f}"], out)
+    lines += _formal_curves(task, finished, out)
   wanted = [(t, f) for t in ("parity", "modular_arithmetic")
             for f in ("slstm", "xlstm11", "mlstm", "llama")]
   solvers = ("slstm", "xlstm11")   # expected >= 0.9; the others < 0.3
@@ -117,15 +117,15 @@ def _formal(runs: list[Run], done: dict, out: pathlib.Path) -> tuple[list[str], 
   return lines, ok
 
 
-def _formal_curves(task: str, finished: list[tuple[str, dict | None]],
+def _formal_curves(task: str, finished: list[tuple[str, dict]],
                    out: pathlib.Path) -> list[str]:
   """The validation accuracy during training of a task's finished runs (family, `load`
-  result or None), plotted where their archive kept metrics.jsonl."""
+  result), plotted where their archive kept metrics.jsonl."""
   curves = {LABELS[f]: [(m["step"], m["eval_accuracy"]) for m in d["metrics"]
-                        if "eval_accuracy" in m] for f, d in finished if d is not None}
+                        if "eval_accuracy" in m] for f, d in finished}
   if not any(curves.values()):
     return []
-  lo, hi = next(d["config"]["data"]["val_lengths"] for _, d in finished if d is not None)
+  lo, hi = finished[0][1]["config"]["data"]["val_lengths"]
   plots.plot_validation_curves(curves, out / f"formal_{task}_training.png",
                                f"{task}: validation accuracy (lengths {lo}..{hi}) in training")
   missing = [label for label, c in curves.items() if not c]

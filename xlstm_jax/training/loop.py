@@ -43,10 +43,7 @@ from xlstm_jax.training.workdir_lock import WorkdirLock
 def _check(config: RunConfig, model_cfg: ModelConfig, mesh, vocab: int) -> None:
   """Errors that must come before any compute, each naming the values (the config's own
   field checks ran when it was built)."""
-  dp = mesh.shape["data"] * mesh.shape["fsdp"]
-  if config.batch_size % dp:
-    raise ValueError(f"batch_size={config.batch_size} is not divisible by the data-parallel "
-                     f"mesh size data*fsdp={dp}")
+  sharding.check_batch_divisible(config.batch_size, mesh)
   if model_cfg.vocab_size < vocab:
     source = f"task {config.data.task!r}" if config.data.task else "tokenizer"
     raise ValueError(f"model.vocab_size={model_cfg.vocab_size} is smaller than the "
