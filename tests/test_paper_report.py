@@ -101,7 +101,7 @@ def test_formal_findings_need_every_run(tmp_path):
   assert "| modular_arithmetic | xLSTM[1:1] | >= 0.9 | - | not run yet |" in report
 
 
-def test_one_failed_formal_row_decides_before_the_rest_ran(tmp_path):
+def test_one_failed_row_decides_before_the_rest_ran(tmp_path):
   tables = {"formal": paper.experiments()["formal"]}
   run = next(r for r in tables["formal"] if r.name == "modular_arithmetic_slstm")
   _fake_run(tmp_path, run, _config("formal", "task=modular_arithmetic,model=slstm"),
@@ -110,6 +110,15 @@ def test_one_failed_formal_row_decides_before_the_rest_ran(tmp_path):
   assert "Verdict: **not reproduced**." in report
   assert "| modular_arithmetic | xLSTM[0:1] | >= 0.9 | 0.080 | **no** |" in report
   assert "7 of 8 rows are not run yet; a failed row already decides the verdict" in report
+  # revision: one matched pair fails (exponential 0.5 < 0.9) while the other three are missing
+  tables = {"revision": paper.experiments()["revision"]}
+  for run in tables["revision"][:2]:
+    model, gate = run.name.split("_")
+    _fake_run(tmp_path, run, _config("revision", f"model={model},igate={gate}"),
+              _task_result(0.5 if gate == "exp" else 0.2))
+  report = write_report(tmp_path, tmp_path / "out", tables).read_text()
+  assert "exponential 0.500, sigmoid 0.200: **not reproduced**" in report
+  assert "Verdict: **not reproduced**." in report
 
 
 def test_formal_training_curves_are_plotted_where_kept(tmp_path):
