@@ -130,21 +130,24 @@ def test_progress_reaches_the_archive_while_a_run_trains(tmp_path, monkeypatch, 
     pass
 
 
+@pytest.mark.parametrize("sharing", [{"runs_at_once": 2}, {"jobs": 2}])   # now, and before
 def test_an_attempt_killed_before_recording_its_time_is_counted_on_the_next(tmp_path,
-                                                                            monkeypatch):
+                                                                            monkeypatch,
+                                                                            sharing):
   runs = tmp_path / "runs"
   workdir = runs / RUN.table / RUN.name
   workdir.mkdir(parents=True)
   now = time.time()
   # the killed attempt: started 100 s ago, last wrote its log 40 s ago, then SIGKILL
-  (workdir / paper.ATTEMPT).write_text(json.dumps({"start": now - 100, "jobs": 2}))
+  (workdir / paper.ATTEMPT).write_text(json.dumps({"start": now - 100, **sharing}))
   (workdir / "run.log").write_text("step 1/4\n")
   os.utime(workdir / "run.log", (now - 40, now - 40))
   monkeypatch.setattr(paper.runner, "train_and_eval", lambda *args: None)
   assert "done in" in paper.run_one(RUN, runs)
   wall = [json.loads(line) for line in (workdir / "wall.jsonl").read_text().splitlines()]
   assert len(wall) == 2 and wall[0]["interrupted"] and "interrupted" not in wall[1]
-  assert wall[0]["seconds"] == pytest.approx(60, abs=1) and wall[0]["jobs"] == 2
+  assert wall[0]["seconds"] == pytest.approx(60, abs=1) and wall[0] | sharing == wall[0]
+  assert wall[1]["runs_at_once"] == 1   # the new attempt ran alone
   assert not (workdir / paper.ATTEMPT).exists()
 
 

@@ -2,6 +2,7 @@
 finding's verdict follows from the numbers in the runs' eval.json files."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -191,7 +192,7 @@ def test_run_one_trains_evaluates_then_skips(tmp_path):
   assert result["step"] == 2 and sorted(result["per_length"]) == ["2", "3"]
   assert paper.run_one(run, tmp_path) == "revision/mlstm_exp: done before"
   wall = load(tmp_path, run)["wall"]       # one attempt, recorded
-  assert len(wall) == 1 and wall[0]["seconds"] > 0 and wall[0]["jobs"] == 1
+  assert len(wall) == 1 and wall[0]["seconds"] > 0 and wall[0]["runs_at_once"] == 1
   report = write_report(tmp_path, tmp_path / "out", {"revision": [run]}).read_text()
   minutes = f"{wall[0]['seconds'] / 60:.0f}"
   assert "| revision/mlstm_exp | 63,696 | 2 | 8 | " in report
@@ -218,7 +219,7 @@ def test_cli_runs_in_parallel_skips_done_runs_and_names_failures(tmp_path, capsy
   assert "done before" not in capsys.readouterr().out
   assert (tmp_path / "again" / "paper_reproduction.md").is_file()
   monkeypatch.setattr(paper, "run_one",
-                      lambda r, d, jobs, a, **_: f"{r.table}/{r.name}: FAILED, boom")
+                      lambda r, d, a, **_: f"{r.table}/{r.name}: FAILED, boom")
   with pytest.raises(SystemExit, match=r"5 runs failed \(see their run.log\): ") as exit_:
     paper.main([f"--runs={tmp_path}", f"--out={tmp_path / 'out'}", "--tables=mqar", archive])
   assert sorted(str(exit_.value).split(": ")[1].split(", ")) == sorted(
@@ -235,7 +236,7 @@ def test_only_picks_runs_in_its_order_and_rejects_a_pattern_matching_none(tmp_pa
                                                                           monkeypatch):
   started = []
   monkeypatch.setattr(paper, "run_one",
-                      lambda r, d, jobs, a, **_: started.append(f"{r.table}/{r.name}") or "ok")
+                      lambda r, d, a, **_: started.append(f"{r.table}/{r.name}") or "ok")
   with pytest.raises(SystemExit, match="runs failed"):   # the fake runs wrote no eval.json
     paper.main([f"--runs={tmp_path}", f"--out={tmp_path / 'out'}", "--archive=",
                 "--tables=formal,mqar", "--only=formal/parity_llama,mqar/*,formal/parity_*"])
@@ -267,6 +268,9 @@ def test_archived_results_outlive_the_runs_directory(tmp_path):
   assert paper.run_one(run, runs, archive=archive) == f"revision/{run.name}: done before"
   report = write_report(runs, tmp_path / "out", {"revision": [run]}, archive).read_text()
   assert f"| revision/{run.name} |" in report and "`archive/`" in report
+  # a line from before attempts counted the machine's runs says what it counted
+  assert "| m, 2 runs in its runner (*) |" in report
+  assert "(*) Recorded before attempts counted the runs sharing the machine" in report
 
 
 def test_a_run_that_finishes_is_archived_with_its_wall_time(tmp_path, monkeypatch):
@@ -274,14 +278,31 @@ def test_a_run_that_finishes_is_archived_with_its_wall_time(tmp_path, monkeypatc
   runs, archive = tmp_path / "runs", tmp_path / "archive"
 
   def fake_train_and_eval(workdir, config, overrides, eval_args):
+    # while it trains, another runner starts a run beside it (a live process); a killed
+    # attempt's file (its process gone) and one from before attempts kept a pid do not count
+    for name, attempt in (("beside", {"start": 0.0, "pid": os.getpid()}),
+                          ("killed", {"start": 0.0, "pid": _dead_pid()}),
+                          ("old", {"start": 0.0, "jobs": 1})):
+      (runs / "formal" / name).mkdir(parents=True)
+      (runs / "formal" / name / paper.ATTEMPT).write_text(json.dumps(attempt))
     _fake_run(runs, run, _config("revision", "model=mlstm"), _task_result(0.5))
     return None   # no error
 
   monkeypatch.setattr(paper.runner, "train_and_eval", fake_train_and_eval)
-  assert paper.run_one(run, runs, jobs=2, archive=archive).startswith(
-      f"revision/{run.name}: done in")
+  assert paper.run_one(run, runs, archive=archive).startswith(f"revision/{run.name}: done in")
+  assert paper.runs_in_flight(runs) == 1   # its own attempt ended; the one beside runs on
   kept = load(tmp_path / "gone", run, archive)
-  assert kept["eval"]["scaled_accuracy"] == 0.5 and kept["wall"][0]["jobs"] == 2
+  assert kept["eval"]["scaled_accuracy"] == 0.5 and kept["wall"][0]["runs_at_once"] == 2
+  report = write_report(tmp_path / "gone", tmp_path / "out", {"revision": [run]},
+                        archive).read_text()
+  assert "CPUs, 2 runs at once |" in report and "(*)" not in report
+
+
+def _dead_pid() -> int:
+  """The pid of a process that has ended."""
+  child = subprocess.Popen([sys.executable, "-c", "pass"])
+  child.wait()
+  return child.pid
 
 
 def test_issue21_summary_tables_and_plots_the_chain_runs(tmp_path):

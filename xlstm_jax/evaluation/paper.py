@@ -43,23 +43,69 @@ from xlstm_jax.evaluation.paper_runs import (Run, archive_progress, archive_run,
 from xlstm_jax.experiments import runner
 
 
-ATTEMPT = "attempt.json"   # in a workdir while an attempt runs: its start time and jobs
+ATTEMPT = "attempt.json"   # in a workdir while an attempt runs: its start, pid, runs_at_once
 
 
-def wall_entry(seconds: float, jobs: int, ended: float | None = None) -> dict:
+def wall_entry(seconds: float, ended: float | None = None) -> dict:
   """One attempt's wall.jsonl line: its wall time, date (of `ended`, a time.time(); default
-  today) and machine; `jobs`: runs sharing the machine."""
+  today) and machine."""
   day = datetime.date.today() if ended is None else datetime.date.fromtimestamp(ended)
   return {"seconds": round(seconds, 1), "date": day.isoformat(),
-          "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "jobs": jobs}
+          "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}
 
 
-def record_wall_time(workdir: pathlib.Path, seconds: float, jobs: int,
-                     ended: float | None = None, **marks) -> None:
-  """Appends one attempt's `wall_entry` (with `marks`, e.g. interrupted=True) to
-  WORKDIR/wall.jsonl (a resumed run has one line per attempt; the report sums them)."""
+def record_wall_time(workdir: pathlib.Path, seconds: float, ended: float | None = None,
+                     **marks) -> None:
+  """Appends one attempt's `wall_entry` (with `marks`, e.g. interrupted=True, and its
+  `sharing` count) to WORKDIR/wall.jsonl (a resumed run has one line per attempt; the report
+  sums them)."""
   with open(workdir / "wall.jsonl", "a") as f:
-    f.write(json.dumps({**wall_entry(seconds, jobs, ended), **marks}) + "\n")
+    f.write(json.dumps({**wall_entry(seconds, ended), **marks}) + "\n")
+
+
+def _alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:   # alive, another user's
+    return True
+  return True
+
+
+def runs_in_flight(runs_dir: pathlib.Path) -> int:
+  """Paper runs training now under `runs_dir` on this machine, whichever runner started them:
+  the ATTEMPT files whose process is alive (a killed attempt's file, or one written before
+  attempts kept their pid, does not count)."""
+  count = 0
+  for attempt_file in runs_dir.glob(f"*/*/{ATTEMPT}"):
+    try:
+      pid = json.loads(attempt_file.read_text()).get("pid")
+    except (OSError, ValueError):   # gone, or being rewritten this instant
+      continue
+    count += pid is not None and _alive(pid)
+  return count
+
+
+def note_runs_at_once(runs_dir: pathlib.Path, workdir: pathlib.Path) -> dict:
+  """Raises the running attempt's `runs_at_once` (in WORKDIR/ATTEMPT) to `runs_in_flight` now
+  (sampled at its start, at each progress save and at its end: the most runs seen sharing
+  the machine); the attempt."""
+  attempt_file = workdir / ATTEMPT
+  attempt = json.loads(attempt_file.read_text())
+  attempt["runs_at_once"] = max(attempt.get("runs_at_once", 1), runs_in_flight(runs_dir))
+  partial = attempt_file.with_suffix(".tmp")
+  partial.write_text(json.dumps(attempt))
+  partial.replace(attempt_file)   # whole, for the other runs that read it
+  return attempt
+
+
+def sharing(attempt: dict) -> dict:
+  """The wall.jsonl field saying how many runs shared the machine: `runs_at_once`, or for an
+  attempt started before that was measured, `jobs` (the runs of its own runner only)."""
+  if "runs_at_once" in attempt:
+    return {"runs_at_once": attempt["runs_at_once"]}
+  return {"jobs": attempt.get("jobs", 1)}
 
 
 def record_killed_attempt(workdir: pathlib.Path) -> None:
@@ -73,7 +119,7 @@ def record_killed_attempt(workdir: pathlib.Path) -> None:
   attempt = json.loads(attempt_file.read_text())
   ended = max((p.stat().st_mtime for p in (workdir / "run.log", workdir / "metrics.jsonl")
                if p.is_file()), default=attempt["start"])
-  record_wall_time(workdir, ended - attempt["start"], attempt["jobs"], ended, interrupted=True)
+  record_wall_time(workdir, ended - attempt["start"], ended, interrupted=True, **sharing(attempt))
   attempt_file.unlink()
 
 
@@ -86,7 +132,7 @@ def save_progress(run: Run, runs_dir: pathlib.Path, archive: pathlib.Path) -> st
   in_flight = None
   if attempt_file.is_file():
     attempt = json.loads(attempt_file.read_text())
-    in_flight = {**wall_entry(time.time() - attempt["start"], attempt["jobs"]),
+    in_flight = {**wall_entry(time.time() - attempt["start"]), **sharing(attempt),
                  "in_flight": True}
   step = archive_progress(runs_dir, run, archive, in_flight)
   if step is None:
@@ -106,6 +152,7 @@ def saving_progress(run: Run, runs_dir: pathlib.Path, archive: pathlib.Path | No
   def save_until_stopped():
     while not stop.wait(every_s):
       try:
+        note_runs_at_once(runs_dir, runs_dir / run.table / run.name)
         print(save_progress(run, runs_dir, archive), flush=True)
       except Exception as err:  # noqa: BLE001 - keep training; the next save tries again
         print(f"{run.table}/{run.name}: saving progress failed ({err})", flush=True)
@@ -121,11 +168,12 @@ def saving_progress(run: Run, runs_dir: pathlib.Path, archive: pathlib.Path | No
       thread.join()
 
 
-def run_one(run: Run, runs_dir: pathlib.Path, jobs: int = 1,
-            archive: pathlib.Path | None = None, progress_every_s: float = 0.0) -> str:
+def run_one(run: Run, runs_dir: pathlib.Path, archive: pathlib.Path | None = None,
+            progress_every_s: float = 0.0) -> str:
   """Trains (or resumes) and evaluates `run` unless the runs directory or `archive` has its
-  eval.json, recording the attempt's wall time (`record_wall_time`; an earlier attempt that
-  was killed first, `record_killed_attempt`) and archiving a finished run (`archive_run`); a
+  eval.json, recording the attempt's wall time and the most runs that shared the machine
+  (`record_wall_time`, `note_runs_at_once`; an earlier attempt that was killed first,
+  `record_killed_attempt`) and archiving a finished run (`archive_run`); a
   status line. A run with progress in `archive` and no newer
   checkpoint of its own resumes from it (`restore_progress`); while it trains, its progress
   is saved there every `progress_every_s` seconds (`saving_progress`)."""
@@ -143,14 +191,15 @@ def run_one(run: Run, runs_dir: pathlib.Path, jobs: int = 1,
     record_killed_attempt(workdir)
   start = time.time()
   workdir.mkdir(parents=True, exist_ok=True)
-  (workdir / ATTEMPT).write_text(json.dumps({"start": start, "jobs": jobs}))
+  (workdir / ATTEMPT).write_text(json.dumps({"start": start, "pid": os.getpid()}))
+  note_runs_at_once(runs_dir, workdir)
   try:
     with saving_progress(run, runs_dir, archive, progress_every_s):
       error = runner.train_and_eval(workdir, run.config, list(run.overrides),
                                     list(run.eval_args))
   finally:   # an interrupted attempt's time was spent too
     seconds = time.time() - start
-    record_wall_time(workdir, seconds, jobs)
+    record_wall_time(workdir, seconds, **sharing(note_runs_at_once(runs_dir, workdir)))
     (workdir / ATTEMPT).unlink(missing_ok=True)
   if error:
     return f"{run.table}/{run.name}: FAILED, {error}"
@@ -164,7 +213,7 @@ def run_all(runs: list[Run], runs_dir: pathlib.Path, jobs: int,
   """Runs `runs`, `jobs` at a time, printing a line as each ends; the failed runs' names."""
   failed = []
   ended = runner.run_jobs(
-      runs, lambda r: run_one(r, runs_dir, jobs, archive, progress_every_s=progress_every_s),
+      runs, lambda r: run_one(r, runs_dir, archive, progress_every_s=progress_every_s),
       max(jobs, 1))
   for i, (run, status) in enumerate(ended, start=1):
     print(f"[{i}/{len(runs)}] {status}", flush=True)

@@ -54,6 +54,19 @@ def _every_row(rows: list[bool | None]) -> bool | None:
   return None if None in rows else True
 
 
+LEGACY_MARK = "(*)"
+
+
+def _sharing(wall_line: dict) -> str:
+  """How many runs shared the machine during one attempt, in words: the most runs seen at
+  once (`runs_at_once`), or for an older line, its runner's `jobs` marked LEGACY_MARK."""
+  if "runs_at_once" in wall_line:
+    n = wall_line["runs_at_once"]
+    return f"{n} run{'s' if n > 1 else ''} at once"
+  n = wall_line.get("jobs", 1)
+  return f"{n} run{'s' if n > 1 else ''} in its runner {LEGACY_MARK}"
+
+
 def _settings(done: dict[Run, dict]) -> list[str]:
   rows = ["| run | parameters | steps trained | batch | seq_len | peak lr | seed | wall (min) "
           "| machine |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -61,12 +74,14 @@ def _settings(done: dict[Run, dict]) -> list[str]:
     c, wall = r["config"], r["wall"]
     n = count_params(ModelConfig.from_dict(c["model"]))
     minutes = f"{sum(w['seconds'] for w in wall) / 60:.0f}" if wall else "-"
-    machine = "; ".join(dict.fromkeys(
-        f"{w['machine']}, {w['jobs']} run{'s' if w['jobs'] > 1 else ''} at once"
-        for w in wall)) or "-"
+    machine = "; ".join(dict.fromkeys(f"{w['machine']}, {_sharing(w)}" for w in wall)) or "-"
     rows.append(f"| {run.table}/{run.name} | {n:,} | {r['eval'].get('step', c['num_steps'])} | "
                 f"{c['batch_size']} | {c['seq_len']} | {c['optimizer']['learning_rate']:g} | "
                 f"{c['seed']} | {minutes} | {machine} |")
+  if any("runs_at_once" not in w for r in done.values() for w in r["wall"]):
+    rows += ["", f"{LEGACY_MARK} Recorded before attempts counted the runs sharing the machine: "
+             "the runs of its own runner only; a second runner beside it is not counted "
+             "(docs/results/issue21.md's session entries say which runs shared the machine)."]
   return rows
 
 
