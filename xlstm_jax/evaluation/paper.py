@@ -91,13 +91,18 @@ def note_runs_at_once(runs_dir: pathlib.Path, workdir: pathlib.Path) -> dict:
   """Raises the running attempt's `runs_at_once` (in WORKDIR/ATTEMPT) to `runs_in_flight` now
   (sampled at its start, at each progress save and at its end: the most runs seen sharing
   the machine); the attempt."""
-  attempt_file = workdir / ATTEMPT
-  attempt = json.loads(attempt_file.read_text())
-  attempt["runs_at_once"] = max(attempt.get("runs_at_once", 1), runs_in_flight(runs_dir))
-  partial = attempt_file.with_suffix(".tmp")
-  partial.write_text(json.dumps(attempt))
-  partial.replace(attempt_file)   # whole, for the other runs that read it
+  attempt = json.loads((workdir / ATTEMPT).read_text())
+  attempt["runs_at_once"] = max(attempt["runs_at_once"], runs_in_flight(runs_dir))
+  _write_attempt(workdir, attempt)
   return attempt
+
+
+def _write_attempt(workdir: pathlib.Path, attempt: dict) -> None:
+  """Writes WORKDIR/ATTEMPT whole (temporary file, then rename), for the other runs that
+  read it (`runs_in_flight`)."""
+  partial = workdir / f"{ATTEMPT}.tmp"
+  partial.write_text(json.dumps(attempt))
+  partial.replace(workdir / ATTEMPT)
 
 
 def sharing(attempt: dict) -> dict:
@@ -191,8 +196,8 @@ def run_one(run: Run, runs_dir: pathlib.Path, archive: pathlib.Path | None = Non
     record_killed_attempt(workdir)
   start = time.time()
   workdir.mkdir(parents=True, exist_ok=True)
-  (workdir / ATTEMPT).write_text(json.dumps({"start": start, "pid": os.getpid()}))
-  note_runs_at_once(runs_dir, workdir)
+  _write_attempt(workdir, {"start": start, "pid": os.getpid(),   # itself and those running
+                           "runs_at_once": 1 + runs_in_flight(runs_dir)})
   try:
     with saving_progress(run, runs_dir, archive, progress_every_s):
       error = runner.train_and_eval(workdir, run.config, list(run.overrides),

@@ -61,10 +61,10 @@ def _sharing(wall_line: dict) -> str:
   """How many runs shared the machine during one attempt, in words: the most runs seen at
   once (`runs_at_once`), or for an older line, its runner's `jobs` marked LEGACY_MARK."""
   if "runs_at_once" in wall_line:
-    n = wall_line["runs_at_once"]
-    return f"{n} run{'s' if n > 1 else ''} at once"
-  n = wall_line.get("jobs", 1)
-  return f"{n} run{'s' if n > 1 else ''} in its runner {LEGACY_MARK}"
+    n, counted = wall_line["runs_at_once"], "at once"
+  else:
+    n, counted = wall_line.get("jobs", 1), f"in its runner {LEGACY_MARK}"
+  return f"{n} run{'s' if n > 1 else ''} {counted}"
 
 
 def _settings(done: dict[Run, dict]) -> list[str]:
